@@ -1,0 +1,78 @@
+"""Build-time parameters of the SpAtten core and the constants of its number formats.
+
+These mirror the Verilog parameters in hdl/ one for one (docs/architecture.md, section 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Number formats (docs/architecture.md, section 4). Fixed by the architecture, not parameters.
+QKV_BITS = 12  # Q, K and V elements: 12-bit two's complement integers
+PLANE_WIDTHS = (4, 6, 8, 12)  # supported MSB-plane and V-plane widths
+LSB_WIDTHS = (0, 4, 6, 8)  # supported LSB-plane widths (0 = no LSB plane)
+DOT_BITS = 30  # Q.K accumulator: 64 products of 12x12 bits need 24 + 6 bits
+EXP_FRAC_BITS = 8  # fractional bits of the base-2 exponent fed to the exp LUT
+EXP_LUT_BITS = 16  # LUT entries are unsigned Q1.15 (2^0 = 32768)
+EXP_ZERO_SHIFT = 16  # an integer exponent part >= 16 makes the term 0
+PROB_FRAC_BITS = 15  # probabilities are unsigned Q1.15, 0..32768
+RECIP_BITS = 40  # reciprocal of the softmax sum: floor(2^40 / S)
+RECIP_SHIFT = 25  # p = (u * R + 2^24) >> 25
+SCORE_MULT_BITS = 16
+SCORE_SHIFT_BITS = 6
+OUT_BITS = 16  # output elements: 16-bit two's complement, V units with 4 fractional bits
+OUT_FRAC_BITS = 4
+OUT_SHIFT = PROB_FRAC_BITS - OUT_FRAC_BITS  # 11: acc (Q1.15 x V) -> V x 2^4
+IMP_BITS = 32  # token and head importance accumulators, saturating
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """Synthesis-time parameters; defaults are the configuration the tests build."""
+
+    head_dim: int = 64  # D
+    max_tokens: int = 1024  # L_MAX
+    max_heads: int = 32  # H_MAX
+    qk_multipliers: int = 64  # Q.K multipliers: one key per cycle at D=64
+    pv_multipliers: int = 64  # prob.V multipliers: one value vector per cycle at D=64
+    topk_comparators: int = 16
+    axi_data_bits: int = 256
+    axi_addr_bits: int = 32
+    axi_read_channels: int = 1
+    max_burst_beats: int = 16
+
+    def __post_init__(self) -> None:
+        if self.head_dim <= 0 or self.head_dim % 8:
+            raise ValueError(f"head_dim must be a positive multiple of 8, got {self.head_dim}")
+        if self.max_tokens < 1 or self.max_tokens & (self.max_tokens - 1):
+            raise ValueError(f"max_tokens must be a power of two, got {self.max_tokens}")
+        if self.axi_data_bits not in (64, 128, 256, 512):
+            raise ValueError(f"axi_data_bits must be 64/128/256/512, got {self.axi_data_bits}")
+
+    @property
+    def bus_bytes(self) -> int:
+        return self.axi_data_bits // 8
+
+    @property
+    def token_bits(self) -> int:
+        """Width of a token count field: 0..max_tokens inclusive."""
+        return self.max_tokens.bit_length()
+
+    @property
+    def head_bits(self) -> int:
+        return max(1, (self.max_heads - 1).bit_length())
+
+    def plane_stride(self, width: int) -> int:
+        """Bytes between consecutive tokens in a plane of `width`-bit elements.
+
+        A token's D elements are packed densely and padded to whole bus words so every token
+        starts on a bus-word boundary (docs/architecture.md, section 3).
+        """
+        if width == 0:
+            return 0
+        bits = self.head_dim * width
+        words = -(-bits // self.axi_data_bits)
+        return words * self.bus_bytes
+
+
+DEFAULT_PARAMS = CoreParams()

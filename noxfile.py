@@ -1,0 +1,37 @@
+"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`.
+
+Every session installs the package into its own virtualenv; torch is pinned to the CPU wheel
+(torch==2.13.0) in pyproject.toml so no CUDA build is downloaded.
+"""
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests"]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Model tests and cocotb block tests on Verilator and Icarus (pytest args after --)."""
+    _install(session)
+    session.run("spatten-dv", "doctor")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on Python; Verilator -Wall and Icarus -g2005 on every file in hdl/."""
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("spatten-dv", "lint-hdl")
+
+
+@nox.session
+def doctor(session: nox.Session) -> None:
+    """Report every tool the harness needs."""
+    _install(session)
+    session.run("spatten-dv", "doctor")

@@ -1,0 +1,121 @@
+"""Build and run cocotb testbenches on Verilator or Icarus through `cocotb_tools.runner`.
+
+One call builds (once per toplevel, simulator and parameter set; later calls reuse the build)
+and runs a cocotb test module. Failures raise `SimulationFailed` carrying the seed and the log
+path so a failing run can be reproduced with `COCOTB_RANDOM_SEED=<seed>`. Waveforms are written
+when WAVES=1 is set in the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from spatten_dv import toolchain
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HDL_DIR = REPO_ROOT / "hdl"
+BUILD_ROOT = Path(os.environ.get("SPATTEN_SIM_BUILD", REPO_ROOT / "sim_build"))
+SIMULATORS = ("verilator", "icarus")
+# Verilator warnings that are style, not correctness, in testbench builds (lint runs separately
+# with -Wall on hdl/ and must be clean there).
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run reported failing tests or the simulator died."""
+
+
+def hdl_sources(*names: str) -> list[Path]:
+    """Paths of `hdl/<name>.v`, checked to exist."""
+    paths = [HDL_DIR / (n if n.endswith(".v") else f"{n}.v") for n in names]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"HDL source not found: {p}")
+    return paths
+
+
+def _build_dir(toplevel: str, simulator: str, parameters: Mapping[str, object], waves: bool):
+    key = repr(sorted(parameters.items())) + repr(waves)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return BUILD_ROOT / f"{toplevel}-{simulator}-{digest}"
+
+
+def run_cocotb(
+    *,
+    toplevel: str,
+    sources: Sequence[Path],
+    test_module: str,
+    simulator: str,
+    parameters: Mapping[str, object] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    testcase: str | None = None,
+    seed: int | None = None,
+    waves: bool | None = None,
+    test_dir: Path | None = None,
+) -> Path:
+    """Build `toplevel` from `sources` and run `test_module` on `simulator`.
+
+    `test_module` is a dotted module name importable from `test_dir` (default: the tests/
+    folder of the repo). Returns the results XML path; raises SimulationFailed on failure.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
+    toolchain.setup_environment()
+    parameters = dict(parameters or {})
+    waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
+    seed = int(os.environ.get("COCOTB_RANDOM_SEED", random.randrange(1 << 31))) if seed is None \
+        else seed
+    build_dir = _build_dir(toplevel, simulator, parameters, waves)
+    runner = get_runner(simulator)
+    build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+    if simulator == "verilator" and waves:
+        build_args += ["--trace-structs"]
+    runner.build(
+        sources=[str(s) for s in sources],
+        hdl_toplevel=toplevel,
+        parameters=parameters,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=("1ns", "1ps"),
+        waves=waves,
+        log_file=build_dir / "build.log",
+    )
+    test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
+    results = build_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
+    log_file = build_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
+    env = {"PYTHONPATH": os.pathsep.join([str(test_dir), os.environ.get("PYTHONPATH", "")])}
+    env.update(extra_env or {})
+    where = f"simulator={simulator} toplevel={toplevel} seed={seed} log={log_file}"
+    try:
+        runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            testcase=testcase,
+            seed=seed,
+            extra_env=env,
+            waves=waves,
+            build_dir=build_dir,
+            test_dir=build_dir,
+            results_xml=str(results),
+            log_file=log_file,
+        )
+    except SystemExit as exc:  # the runner exits on failure when it sees pytest
+        raise SimulationFailed(f"cocotb run failed ({where}); rerun with "
+                               f"COCOTB_RANDOM_SEED={seed}") from exc
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError as exc:
+        raise SimulationFailed(f"simulation ended abnormally ({where})") from exc
+    if n_tests == 0:
+        raise SimulationFailed(f"no cocotb test ran ({where})")
+    if n_failed:
+        raise SimulationFailed(f"{n_failed} of {n_tests} cocotb tests failed ({where}); "
+                               f"rerun with COCOTB_RANDOM_SEED={seed}")
+    return results

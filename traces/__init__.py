@@ -1,0 +1,1 @@
+"""Trace format, loader and capture tools."""

@@ -1,0 +1,1 @@
+"""pyuvm verification environment."""
