@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -90,9 +91,12 @@ def run_cocotb(
     test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
     results = build_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
     log_file = build_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
-    env = {"PYTHONPATH": os.pathsep.join([str(test_dir), os.environ.get("PYTHONPATH", "")])}
-    env.update(extra_env or {})
+    env = dict(extra_env or {})
     where = f"simulator={simulator} toplevel={toplevel} seed={seed} log={log_file}"
+    # The runner passes its own sys.path to the simulator as PYTHONPATH: put the test folder
+    # first there (and only for this call) so the cocotb module is importable.
+    saved_path = list(sys.path)
+    sys.path[:0] = [str(test_dir)]
     try:
         runner.test(
             test_module=test_module,
@@ -109,6 +113,8 @@ def run_cocotb(
     except SystemExit as exc:  # the runner exits on failure when it sees pytest
         raise SimulationFailed(f"cocotb run failed ({where}); rerun with "
                                f"COCOTB_RANDOM_SEED={seed}") from exc
+    finally:
+        sys.path[:] = saved_path
     try:
         n_tests, n_failed = get_results(results)
     except RuntimeError as exc:
