@@ -82,6 +82,9 @@ async def pv_accum_matches_reference(dut):
     cases.append(("one token p=1 v=min", torch.tensor([32768]), torch.full((1, D), -2048)))
     cases.append(("saturate +", torch.full((4,), 32768), torch.full((4, D), 2047)))
     cases.append(("saturate -", torch.full((4,), 32768), torch.full((4, D), -2048)))
+    # acc = +-1024·odd: exactly half an output LSB, where round-half-up must show.
+    ties = torch.tensor([1, -1, 3, -3] * 16).reshape(1, D)
+    cases.append(("rounding ties", torch.tensor([1024]), ties))
     cases.append(("zero probs", torch.zeros(3, dtype=torch.int64),
                   torch.randint(-2048, 2048, (3, D), generator=g)))
     for what, probs, values in cases:
