@@ -1,0 +1,181 @@
+"""cocotb tests of spatten_dot_product against models.core.dot_products (bit-exact).
+
+DOT_QK_MULS (set by the pytest wrapper) is the QK_MULS the DUT was built with; the expected
+rate is QK_MULS/D keys per cycle. DOT_CASES scales the number of random keys (default 1).
+"""
+
+import os
+import random
+
+import cocotb
+import torch
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+
+from spatten_dv.models.core import dot_products
+from spatten_dv.models.formats import QKV_MAX, QKV_MIN
+from spatten_dv.models.params import DEFAULT_PARAMS
+
+D = DEFAULT_PARAMS.head_dim
+SW = 24 + (D - 1).bit_length()  # 30-bit score at D = 64
+QK_MULS = int(os.environ.get("DOT_QK_MULS", str(D)))
+SCALE = int(os.environ.get("DOT_CASES", "1"))
+SEED = cocotb.RANDOM_SEED % (1 << 62)
+# A key presented and accepted in cycle c (handshake at the edge ending it) has its score
+# valid in cycle c+4: four registers (products, tree level 2, tree level 4, out_score) at the
+# defaults, also for QK_MULS = 32 (counted from the key's last chunk). Documented in the RTL.
+LATENCY = 4
+
+
+def pack12(values):
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & 0xFFF) << (12 * i)
+    return word
+
+
+def signed(v, bits):
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+async def reset(dut):
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst_n.value = 0
+    dut.clear.value = 0
+    dut.in_valid.value = 0
+    dut.in_k.value = 0
+    dut.in_last.value = 0
+    dut.out_ready.value = 0
+    dut.query.value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst_n.value = 1
+
+
+async def run_job(dut, rng, query, keys, valid_p, ready_p):
+    """Stream `keys` against `query`; return (scores, last flags, accept cycles, out cycles)."""
+    dut.query.value = pack12(query.tolist())
+    words = [pack12(k) for k in keys.tolist()]
+    n = len(words)
+    i, cycle = 0, 0
+    scores, lasts, acc_cyc, out_cyc = [], [], [], []
+    while len(scores) < n:
+        send = i < n and rng.random() < valid_p
+        dut.in_valid.value = int(send)
+        dut.in_k.value = words[i] if send else rng.getrandbits(12 * D)
+        dut.in_last.value = int(i == n - 1) if send else rng.getrandbits(1)
+        dut.out_ready.value = int(rng.random() < ready_p)
+        await ReadOnly()
+        if send and int(dut.in_ready.value):
+            acc_cyc.append(cycle)
+            i += 1
+        if int(dut.out_valid.value) and int(dut.out_ready.value):
+            scores.append(signed(int(dut.out_score.value), SW))
+            lasts.append(int(dut.out_last.value))
+            out_cyc.append(cycle)
+        await RisingEdge(dut.clk)
+        cycle += 1
+    dut.in_valid.value = 0
+    dut.out_ready.value = 0
+    return scores, lasts, acc_cyc, out_cyc
+
+
+def check(query, keys, scores, lasts, what):
+    want = dot_products(query, keys).tolist()
+    bad = [(t, g, w) for t, (g, w) in enumerate(zip(scores, want, strict=True)) if g != w]
+    assert not bad, f"{what} (seed {SEED}): {len(bad)} scores differ, first (key, got, want): " \
+        f"{bad[:4]}"
+    assert lasts == [0] * (len(keys) - 1) + [1], f"{what}: out_last {lasts}"
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def dot_matches_model(dut):
+    """Random and extreme vectors, one key, valid gaps and ready back-pressure."""
+    rng = random.Random(SEED)
+    g = torch.Generator().manual_seed(SEED)
+    await reset(dut)
+
+    def rand(*shape):
+        return torch.randint(QKV_MIN, QKV_MAX + 1, shape, generator=g)
+
+    def full(n, v):
+        return torch.full((n, D), v, dtype=torch.int64)
+
+    def extremes(*shape):  # every element -2048 or 2047
+        return torch.where(torch.rand(shape, generator=g) < 0.5, QKV_MIN, QKV_MAX)
+
+    qmin, qmax = torch.full((D,), QKV_MIN), torch.full((D,), QKV_MAX)
+    cases = [
+        ("random", rand(D), rand(100 * SCALE, D), 0.7, 0.5),
+        ("all -2048 (score 2^28)", qmin, full(4, QKV_MIN), 0.8, 0.8),
+        ("all 2047", qmax, full(4, QKV_MAX), 1.0, 0.5),
+        ("q -2048 k 2047 (most negative)", qmin, full(3, QKV_MAX), 1.0, 1.0),
+        ("q 2047 k -2048", qmax, full(3, QKV_MIN), 0.5, 1.0),
+        ("mixed extremes", extremes(D), extremes(60 * SCALE, D), 0.9, 0.7),
+        ("alternating q, corner keys", torch.tensor([QKV_MIN, QKV_MAX] * (D // 2)),
+         torch.stack([torch.tensor([QKV_MIN, QKV_MAX] * (D // 2)),
+                      torch.tensor([QKV_MAX, QKV_MIN] * (D // 2)),
+                      torch.zeros(D, dtype=torch.int64), torch.full((D,), -1)]), 1.0, 1.0),
+        ("one key", rand(D), rand(1, D), 1.0, 1.0),
+        ("one key, back-pressure", rand(D), rand(1, D), 0.3, 0.2),
+        ("random, ready 0.3", rand(D), rand(150 * SCALE, D), 1.0, 0.3),
+        ("random, valid 0.4", rand(D), rand(150 * SCALE, D), 0.4, 1.0),
+        ("small values", torch.randint(-3, 4, (D,), generator=g),
+         torch.randint(-3, 4, (40, D), generator=g), 0.8, 0.8),
+    ]
+    for what, query, keys, valid_p, ready_p in cases:
+        scores, lasts, _, _ = await with_timeout(
+            run_job(dut, rng, query, keys, valid_p, ready_p), 2, "ms")
+        check(query, keys, scores, lasts, what)
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def dot_full_rate_1024_keys(dut):
+    """1024 keys with valid and ready always high: rate QK_MULS/D keys/cycle, fixed latency."""
+    g = torch.Generator().manual_seed(SEED + 1)
+    rng = random.Random(SEED + 1)
+    await reset(dut)
+    query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
+    keys = torch.randint(QKV_MIN, QKV_MAX + 1, (1024, D), generator=g)
+    scores, lasts, acc_cyc, out_cyc = await run_job(dut, rng, query, keys, 1.0, 1.0)
+    check(query, keys, scores, lasts, "1024 keys")
+    n = len(acc_cyc)
+    rate = (n - 1) / (acc_cyc[-1] - acc_cyc[0])
+    out_rate = (n - 1) / (out_cyc[-1] - out_cyc[0])
+    latencies = {o - a for a, o in zip(acc_cyc, out_cyc, strict=True)}
+    dut._log.info("QK_MULS=%d: %d keys accepted in %d cycles: %.4f keys/cycle in, "
+                  "%.4f scores/cycle out; latency (accept cycle -> out_valid cycle) %s",
+                  QK_MULS, n, acc_cyc[-1] - acc_cyc[0] + 1, rate, out_rate, sorted(latencies))
+    assert rate == QK_MULS / D, f"input rate {rate}, want {QK_MULS / D}"
+    assert out_rate == QK_MULS / D, f"output rate {out_rate}, want {QK_MULS / D}"
+    assert latencies == {LATENCY}, f"latency {latencies}, want {LATENCY}"
+
+
+@cocotb.test(timeout_time=5, timeout_unit="ms")
+async def dot_clear_drops_keys_in_flight(dut):
+    """Keys in the pipeline (output stalled) are dropped by clear; the next job is exact."""
+    g = torch.Generator().manual_seed(SEED + 2)
+    rng = random.Random(SEED + 2)
+    await reset(dut)
+    dut.query.value = pack12(torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g).tolist())
+    dut.out_ready.value = 0
+    for _ in range(10):  # fill the pipeline (and a partial key when QK_MULS < D)
+        dut.in_valid.value = 1
+        dut.in_k.value = rng.getrandbits(12 * D)
+        dut.in_last.value = 1
+        await RisingEdge(dut.clk)
+    dut.in_valid.value = 0
+    await ReadOnly()
+    assert int(dut.out_valid.value) == 1, "the stalled pipeline should hold a score"
+    await RisingEdge(dut.clk)
+    dut.clear.value = 1
+    await RisingEdge(dut.clk)
+    dut.clear.value = 0
+    query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
+    keys = torch.randint(QKV_MIN, QKV_MAX + 1, (20, D), generator=g)
+    scores, lasts, _, _ = await run_job(dut, rng, query, keys, 0.8, 0.8)
+    check(query, keys, scores, lasts, "after clear")
+    for _ in range(8):  # nothing else may come out
+        await ReadOnly()
+        assert int(dut.out_valid.value) == 0, "extra score after the job"
+        await RisingEdge(dut.clk)
