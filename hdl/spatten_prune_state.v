@@ -1,0 +1,451 @@
+// Cascade pruning state (docs/architecture.md, section 7; top-k semantics section 6).
+//
+// Holds the state that persists between jobs and the operations the core's job controller
+// performs on it; the top-k engine itself is a separate block.
+//
+//   token_imp[L_MAX]  32-bit unsigned, saturating, reset 0   (RAM, 1 synchronous read port +
+//                                                             1 write port, no reset: a per-entry
+//                                                             "written" bitmap makes unwritten
+//                                                             entries read as 0, so a clear is
+//                                                             one cycle)
+//   token_kept[L_MAX] bitmap, reset all 1                    (flops)
+//   head_imp[H_MAX]   32-bit unsigned, saturating, reset 0   (flops)
+//   head_kept[H_MAX]  bitmap, reset all 1                    (flops)
+//
+// Parameters: L_MAX a power of two >= 64; 1 <= H_MAX < L_MAX.
+// Reset (rst_n low at a rising edge, synchronous) = the cleared state of both halves plus idle
+// control; the importance RAM array itself is not reset (its "written" bitmap is).
+//
+// What may overlap: token and head accumulation with each other (both accepted in one cycle).
+// A scan or a prune runs alone (both accumulation streams see ready = 0 meanwhile, commands wait
+// for op_ready). The read ports are always live.
+// Widths: LB = clog2(L_MAX) (token index), TB = clog2(L_MAX+1) (token count / limit n, 0..L_MAX),
+// HB = clog2(H_MAX) (head index, 1 bit minimum).
+//
+// ---------------------------------------------------------------------------------- commands
+// op_ready (out): the block is idle (no scan, no prune, token-accumulate pipeline empty).
+// clear_tokens, clear_heads, scan_start, prune_begin (in) are REQUESTS: hold one high (with its
+// arguments stable) until a rising edge where op_ready = 1; that edge takes it. While any of the
+// four is high, tacc_ready and hacc_ready are 0, so a pending command drains the accumulation
+// pipeline (at most 1 cycle) and then wins over the streams.
+//   * clear_tokens: token_imp <- 0, token_kept <- all 1, in that one edge. clear_heads: same for
+//     heads. Both may be requested together, and together with scan_start or prune_begin: the
+//     clear takes effect first (the scan / prune sees the cleared state).
+//   * scan_start with scan_heads (0 tokens, 1 heads), scan_all (0: kept entries only; 1: every
+//     entry, a debug/test view of the importance RAM) and scan_n (limit n: 0..L_MAX for tokens,
+//     0..H_MAX for heads; larger n for heads acts as H_MAX).
+//   * prune_begin with prune_heads (0 tokens, 1 heads) and prune_n (limit n). If prune_begin and
+//     scan_start are both high, prune_begin is taken and scan_start stays pending.
+//
+// ---------------------------------------------------------------------------------- token accumulation
+// tacc_valid / tacc_ready, tacc_idx[LB], tacc_prob[16] (Q1.15, any 16-bit value accepted):
+//   token_imp[idx] <- min(token_imp[idx] + prob, 2^32-1).
+// tacc_ready = 1 while no scan / prune runs and none of the four command inputs is high (it
+// depends combinationally on those inputs, not on tacc_valid); one entry per cycle sustained.
+// The kept bitmap is not consulted: the controller sends the kept tokens (run_job's T). Two-stage read-modify-write (read at the accept edge, add and
+// write at the next edge) with forwarding of the last write, so back-to-back entries with the
+// SAME index are exact (any index sequence is legal). The update is visible to a scan started
+// after op_ready returns (op_ready is 0 while an entry is in the second stage).
+//
+// ---------------------------------------------------------------------------------- head accumulation
+// hacc_valid / hacc_ready, hacc_idx[HB], hacc_val[22]: head_imp[idx] <- min(head_imp[idx] + val,
+// 2^32-1) at the accept edge (single cycle, one per cycle; idx >= H_MAX is ignored). hacc_ready
+// has the same condition as tacc_ready; both streams may be accepted in the same cycle.
+//
+// ---------------------------------------------------------------------------------- scan
+// After scan_start is taken, the block emits on scan_valid / scan_ready the selected entries
+// with index < n in ascending index order: scan_idx[LB], scan_imp[32] (importance), scan_last
+// (on the final entry). Selected = kept (scan_all = 0) or all (scan_all = 1).
+// scan_valid/scan_idx/scan_imp/scan_last are registered (a 2-entry output FIFO) and held until
+// scan_ready; scan_ready may be held low at any time (full back-pressure).
+// End: scan_done is a one-cycle pulse in the cycle after the handshake of the scan_last entry,
+// or, for an EMPTY scan (no selected entry, e.g. n = 0), two cycles after the scan_start edge
+// with no entry emitted. scan_count[TB] (entries emitted) is valid from the scan_done cycle and
+// held until the next scan_start is taken. op_ready is 1 again in the scan_done cycle.
+// Timing (scan_ready held 1): take edge = cycle 0; cycle 1 finds the first non-empty 32-entry
+// chunk; one entry is issued per cycle from cycle 2 on, the next non-empty chunk being found in
+// the cycle that issues the last entry of the current one (empty chunks cost nothing, the
+// search is a priority encoder over the per-chunk "any selected" bits); the entry issued in
+// cycle c is on scan_* from cycle c + 2. So K entries: last handshake in cycle K + 3, scan_done
+// in cycle K + 4, whatever n and the pattern of kept bits (n = 1024 all kept: 1028).
+//
+// ---------------------------------------------------------------------------------- prune apply
+// After prune_begin is taken: one cycle clears the kept bits of entries < n (tokens or heads;
+// entries >= n untouched), then win_ready = 1 and each winner index on win_valid / win_idx[LB]
+// sets its kept bit again (heads: win_idx >= H_MAX ignored; the caller sends indices < n). The
+// prune finishes at the handshake of an entry with win_last = 1, or at a cycle with prune_end = 1
+// (a pulse, looked at only while win_ready = 1; an entry handshaken in that cycle is applied).
+// op_ready returns the cycle after. Zero winners: prune_begin, then prune_end.
+// The core's flow: scan (kept, n) -> top-k engine -> winners (ascending) -> prune apply, or no
+// prune at all when keep >= number of candidates (the model's prune_tokens/prune_heads no-op).
+// A scan is ascending, so the top-k engine's tie rule (lower position wins) is the model's
+// (lower token / head index wins). A prune with zero winners is model.prune_*(n, 0).
+//
+// ---------------------------------------------------------------------------------- read ports
+// Combinational (current register state, no latency): rd_head_kept = head_kept[rd_head_id],
+// rd_head_imp = head_imp[rd_head_id] (0 / 0 for rd_head_id >= H_MAX), rd_token_kept =
+// token_kept[rd_token_idx], head_kept_map = head_kept. They change at the edge that updates the
+// state (clear, prune clear, winner, accumulation).
+module spatten_prune_state #(
+    parameter integer L_MAX = 1024,
+    parameter integer H_MAX = 32
+) (
+    input  wire                            clk,
+    input  wire                            rst_n,
+    // commands
+    output wire                            op_ready,
+    input  wire                            clear_tokens,
+    input  wire                            clear_heads,
+    input  wire                            scan_start,
+    input  wire                            scan_heads,
+    input  wire                            scan_all,
+    input  wire [$clog2(L_MAX+1)-1:0]      scan_n,
+    input  wire                            prune_begin,
+    input  wire                            prune_heads,
+    input  wire [$clog2(L_MAX+1)-1:0]      prune_n,
+    // token importance accumulation
+    input  wire                            tacc_valid,
+    output wire                            tacc_ready,
+    input  wire [$clog2(L_MAX)-1:0]        tacc_idx,
+    input  wire [15:0]                     tacc_prob,
+    // head importance accumulation
+    input  wire                            hacc_valid,
+    output wire                            hacc_ready,
+    input  wire [((H_MAX > 1) ? $clog2(H_MAX) : 1)-1:0] hacc_idx,
+    input  wire [21:0]                     hacc_val,
+    // scan output
+    output wire                            scan_valid,
+    input  wire                            scan_ready,
+    output wire [$clog2(L_MAX)-1:0]        scan_idx,
+    output wire [31:0]                     scan_imp,
+    output wire                            scan_last,
+    output reg                             scan_done,
+    output reg  [$clog2(L_MAX+1)-1:0]      scan_count,
+    // prune winners
+    input  wire                            win_valid,
+    output wire                            win_ready,
+    input  wire [$clog2(L_MAX)-1:0]        win_idx,
+    input  wire                            win_last,
+    input  wire                            prune_end,
+    // read ports
+    input  wire [((H_MAX > 1) ? $clog2(H_MAX) : 1)-1:0] rd_head_id,
+    output wire                            rd_head_kept,
+    output wire [31:0]                     rd_head_imp,
+    input  wire [$clog2(L_MAX)-1:0]        rd_token_idx,
+    output wire                            rd_token_kept,
+    output wire [H_MAX-1:0]                head_kept_map
+);
+    localparam integer LB  = $clog2(L_MAX);
+    localparam integer TB  = $clog2(L_MAX + 1);
+    localparam integer HB  = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+    localparam integer CW  = 32;                 // scan chunk width (entries)
+    localparam integer NCH = L_MAX / CW;         // chunks
+    localparam integer CB  = $clog2(NCH);        // chunk index width (L_MAX >= 64: >= 1)
+    localparam [31:0]  IMP_MAX = 32'hFFFF_FFFF;
+
+    localparam [2:0] S_IDLE = 3'd0, S_SCAN = 3'd1, S_SDRAIN = 3'd2, S_PCLR = 3'd3,
+                     S_PRUNE = 3'd4;
+
+    // ------------------------------------------------------------------ state
+    reg  [2:0]       state;
+    reg  [L_MAX-1:0] token_kept;
+    reg  [L_MAX-1:0] written;          // token_imp entry written since the last clear
+    reg  [H_MAX-1:0] head_kept;
+    reg  [31:0]      head_imp [0:H_MAX-1];
+
+    // importance RAM
+    reg  [31:0]      imp_ram [0:L_MAX-1];
+    reg  [31:0]      ram_rdata;
+    wire [LB-1:0]    ram_raddr;
+    wire             ram_we;
+    wire [LB-1:0]    ram_waddr;
+    wire [31:0]      ram_wdata;
+
+    always @(posedge clk) begin
+        if (ram_we)
+            imp_ram[ram_waddr] <= ram_wdata;
+        ram_rdata <= imp_ram[ram_raddr];
+    end
+
+    // command latches
+    reg              op_heads;         // scan / prune works on heads
+    reg              op_all;           // scan: every entry
+    reg  [TB-1:0]    op_n;
+
+    // ------------------------------------------------------------------ command acceptance
+    reg              s1_valid;         // token accumulation, stage 2 (add + write)
+    wire idle      = (state == S_IDLE);
+    wire cmd_req   = clear_tokens | clear_heads | scan_start | prune_begin;
+    assign op_ready   = idle & ~s1_valid;
+    assign tacc_ready = idle & ~cmd_req;
+    assign hacc_ready = idle & ~cmd_req;
+    wire clr_tok_go = op_ready & clear_tokens;
+    wire clr_hd_go  = op_ready & clear_heads;
+    wire prune_go   = op_ready & prune_begin;
+    wire scan_go    = op_ready & scan_start & ~prune_begin;
+
+    // ------------------------------------------------------------------ masks below n
+    // entry index < op_n (op_n = L_MAX shifts every bit out: all ones)
+    wire [L_MAX-1:0] lt_n = ~({L_MAX{1'b1}} << op_n);
+    // entries the scan selects before the limit (a head scan: only indices < H_MAX)
+    wire [L_MAX-1:0] head_sel = {{(L_MAX-H_MAX){1'b0}}, head_kept | {H_MAX{op_all}}};
+    wire [L_MAX-1:0] src_map  = op_heads ? head_sel : (token_kept | {L_MAX{op_all}});
+    genvar gi;
+    wire [L_MAX-1:0] sel_map = src_map & lt_n;
+
+    wire [NCH-1:0] chunk_nz;
+    generate
+        for (gi = 0; gi < NCH; gi = gi + 1) begin : g_ch
+            assign chunk_nz[gi] = |sel_map[gi*CW +: CW];
+        end
+    endgenerate
+
+    // lowest set bit of a chunk (v != 0 assumed; 0 otherwise)
+    function [4:0] ffs32;
+        input [31:0] v;
+        integer k;
+        begin
+            ffs32 = 5'd0;
+            for (k = 31; k >= 0; k = k - 1)
+                if (v[k]) ffs32 = k[4:0];
+        end
+    endfunction
+
+    // lowest set bit of the chunk vector
+    function [CB-1:0] ffs_ch;
+        input [NCH-1:0] v;
+        integer k;
+        begin
+            ffs_ch = {CB{1'b0}};
+            for (k = NCH - 1; k >= 0; k = k - 1)
+                if (v[k]) ffs_ch = k[CB-1:0];
+        end
+    endfunction
+
+    // ------------------------------------------------------------------ scan engine
+    reg  [CW-1:0]  pend;               // selected entries of chunk cur_c not yet issued
+    reg  [CB-1:0]  cur_c;
+    reg  [TB-1:0]  issued;             // entries issued so far
+    reg            b_valid;            // RAM read in flight (issued last cycle)
+    reg  [LB-1:0]  b_idx;
+    reg            b_last;
+
+    // 2-entry output FIFO
+    reg  [LB-1:0]  f_idx  [0:1];
+    reg  [31:0]    f_imp  [0:1];
+    reg  [1:0]     f_last;
+    reg            f_wp, f_rp;
+    reg  [1:0]     f_cnt;
+
+    wire           have     = (pend != {CW{1'b0}});
+    wire [4:0]     bit_sel  = ffs32(pend);
+    wire [CW-1:0]  rem      = pend & ~({{(CW-1){1'b0}}, 1'b1} << bit_sel);
+    wire           pop      = scan_valid & scan_ready;
+    wire [1:0]     occ      = f_cnt + {1'b0, b_valid};
+    wire           can_iss  = (occ < 2'd2) | pop;
+    wire           issue    = (state == S_SCAN) & have & can_iss;
+
+    // chunks after cur_c (or all chunks, before the first load)
+    wire [NCH-1:0] above = have ? ({NCH{1'b1}} << ({1'b0, cur_c} + 1'b1)) : {NCH{1'b1}};
+    wire [NCH-1:0] next_cand  = chunk_nz & above;
+    wire           next_found = |next_cand;
+    wire [CB-1:0]  next_c     = ffs_ch(next_cand);
+    wire [CW-1:0]  next_bits  = sel_map[next_c*CW +: CW];
+    wire           iss_last   = (rem == {CW{1'b0}}) & ~next_found;
+    wire [LB-1:0]  iss_idx    = {cur_c, bit_sel};
+
+    // importance of the entry read last cycle
+    // (a head scan only selects indices < H_MAX)
+    wire [31:0] b_imp = op_heads ? head_imp[b_idx[HB-1:0]]
+                                 : (written[b_idx] ? ram_rdata : 32'd0);
+
+    assign scan_valid = (f_cnt != 2'd0);
+    assign scan_idx   = f_idx[f_rp];
+    assign scan_imp   = f_imp[f_rp];
+    assign scan_last  = f_last[f_rp];
+
+    // ------------------------------------------------------------------ token accumulation
+    wire           tacc_go = tacc_valid & tacc_ready;
+    reg  [LB-1:0]  s1_idx;
+    reg  [15:0]    s1_prob;
+    reg            fw_valid;           // a write happened at the last edge
+    reg  [LB-1:0]  fw_idx;
+    reg  [31:0]    fw_data;
+    wire [31:0]    s1_old = (fw_valid && fw_idx == s1_idx) ? fw_data
+                          : (written[s1_idx] ? ram_rdata : 32'd0);
+    wire [32:0]    s1_sum = {1'b0, s1_old} + {17'd0, s1_prob};
+    wire [31:0]    s1_new = s1_sum[32] ? IMP_MAX : s1_sum[31:0];
+
+    assign ram_raddr = (state == S_SCAN) ? iss_idx : tacc_idx;
+    assign ram_we    = s1_valid;
+    assign ram_waddr = s1_idx;
+    assign ram_wdata = s1_new;
+
+    // ------------------------------------------------------------------ head accumulation
+    wire           hacc_go = hacc_valid & hacc_ready &
+                             ({{(32-HB){1'b0}}, hacc_idx} < H_MAX);
+    wire [32:0]    h_sum   = {1'b0, head_imp[hacc_idx]} + {11'd0, hacc_val};
+    wire [31:0]    h_new   = h_sum[32] ? IMP_MAX : h_sum[31:0];
+
+    // ------------------------------------------------------------------ prune
+    assign win_ready = (state == S_PRUNE);
+    wire win_go  = win_valid & win_ready;
+    wire win_fin = win_ready & ((win_valid & win_last) | prune_end);
+
+    // ------------------------------------------------------------------ read ports
+    wire rd_h_ok = ({{(32-HB){1'b0}}, rd_head_id} < H_MAX);
+    assign rd_head_kept  = rd_h_ok & head_kept[rd_head_id];
+    assign rd_head_imp   = rd_h_ok ? head_imp[rd_head_id] : 32'd0;
+    assign rd_token_kept = token_kept[rd_token_idx];
+    assign head_kept_map = head_kept;
+
+    // ------------------------------------------------------------------ sequential
+    integer h;
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            state      <= S_IDLE;
+            token_kept <= {L_MAX{1'b1}};
+            written    <= {L_MAX{1'b0}};
+            head_kept  <= {H_MAX{1'b1}};
+            for (h = 0; h < H_MAX; h = h + 1)
+                head_imp[h] <= 32'd0;
+            op_heads   <= 1'b0;
+            op_all     <= 1'b0;
+            op_n       <= {TB{1'b0}};
+            pend       <= {CW{1'b0}};
+            cur_c      <= {CB{1'b0}};
+            issued     <= {TB{1'b0}};
+            b_valid    <= 1'b0;
+            b_idx      <= {LB{1'b0}};
+            b_last     <= 1'b0;
+            f_wp       <= 1'b0;
+            f_rp       <= 1'b0;
+            f_cnt      <= 2'd0;
+            f_last     <= 2'b00;
+            scan_done  <= 1'b0;
+            scan_count <= {TB{1'b0}};
+            s1_valid   <= 1'b0;
+            s1_idx     <= {LB{1'b0}};
+            s1_prob    <= 16'd0;
+            fw_valid   <= 1'b0;
+            fw_idx     <= {LB{1'b0}};
+            fw_data    <= 32'd0;
+        end else begin
+            scan_done <= 1'b0;
+
+            // token accumulation pipeline
+            s1_valid <= tacc_go;
+            if (tacc_go) begin
+                s1_idx  <= tacc_idx;
+                s1_prob <= tacc_prob;
+            end
+            fw_valid <= s1_valid;
+            if (s1_valid) begin
+                fw_idx  <= s1_idx;
+                fw_data <= s1_new;
+            end
+
+            // head accumulation
+            if (hacc_go)
+                head_imp[hacc_idx] <= h_new;
+
+            // clears (taken only while idle with the pipeline empty)
+            if (clr_tok_go) begin
+                token_kept <= {L_MAX{1'b1}};
+                written    <= {L_MAX{1'b0}};
+            end else if (s1_valid) begin
+                written[s1_idx] <= 1'b1;
+            end
+            if (clr_hd_go) begin
+                head_kept <= {H_MAX{1'b1}};
+                for (h = 0; h < H_MAX; h = h + 1)
+                    head_imp[h] <= 32'd0;
+            end
+
+            // output FIFO
+            if (b_valid) begin
+                f_idx[f_wp]  <= b_idx;
+                f_imp[f_wp]  <= b_imp;
+                f_last[f_wp] <= b_last;
+                f_wp         <= ~f_wp;
+            end
+            if (pop)
+                f_rp <= ~f_rp;
+            f_cnt <= f_cnt + {1'b0, b_valid} - {1'b0, pop};
+
+            b_valid <= issue;
+            if (issue) begin
+                b_idx  <= iss_idx;
+                b_last <= iss_last;
+            end
+
+            case (state)
+                S_IDLE: begin
+                    if (prune_go) begin
+                        op_heads <= prune_heads;
+                        op_n     <= prune_n;
+                        state    <= S_PCLR;
+                    end else if (scan_go) begin
+                        op_heads <= scan_heads;
+                        op_all   <= scan_all;
+                        op_n     <= scan_n;
+                        pend     <= {CW{1'b0}};
+                        issued   <= {TB{1'b0}};
+                        state    <= S_SCAN;
+                    end
+                end
+                S_SCAN: begin
+                    if (!have) begin
+                        // first load (pend is 0 only before the first entry)
+                        if (next_found) begin
+                            pend  <= next_bits;
+                            cur_c <= next_c;
+                        end else begin
+                            scan_count <= {TB{1'b0}};
+                            scan_done  <= 1'b1;
+                            state      <= S_IDLE;
+                        end
+                    end else if (issue) begin
+                        issued <= issued + 1'b1;
+                        if (rem != {CW{1'b0}}) begin
+                            pend <= rem;
+                        end else if (next_found) begin
+                            pend  <= next_bits;
+                            cur_c <= next_c;
+                        end else begin
+                            pend  <= {CW{1'b0}};
+                            state <= S_SDRAIN;
+                        end
+                    end
+                end
+                S_SDRAIN: begin
+                    if (pop && scan_last) begin
+                        scan_count <= issued;
+                        scan_done  <= 1'b1;
+                        state      <= S_IDLE;
+                    end
+                end
+                S_PCLR: begin
+                    if (op_heads)
+                        head_kept <= head_kept & ~lt_n[H_MAX-1:0];
+                    else
+                        token_kept <= token_kept & ~lt_n;
+                    state <= S_PRUNE;
+                end
+                S_PRUNE: begin
+                    if (win_go) begin
+                        if (op_heads) begin
+                            if ({{(32-LB){1'b0}}, win_idx} < H_MAX)
+                                head_kept[win_idx[HB-1:0]] <= 1'b1;
+                        end else begin
+                            token_kept[win_idx] <= 1'b1;
+                        end
+                    end
+                    if (win_fin)
+                        state <= S_IDLE;
+                end
+                default: state <= S_IDLE;
+            endcase
+        end
+    end
+endmodule
