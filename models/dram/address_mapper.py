@@ -103,8 +103,10 @@ class ChRaBaRoCo(AddressMapper):
 
 
 class MOP4CLXOR(AddressMapper):
-    """Four consecutive transactions share a row, then the bank changes; bank bits are XORed
-    with column bits (Ramulator's MOP4CLXOR)."""
+    """Ramulator's MOP4CLXOR: the two lowest column bits come first (four consecutive
+    transactions form a chunk), then rank/bank group/bank, then the rest of the column, then
+    the row; finally the rank/bank-group/bank fields are XORed with successive column bits,
+    exactly as Ramulator 2.1's implementation does."""
 
     name = "MOP4CLXOR"
 

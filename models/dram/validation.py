@@ -101,18 +101,15 @@ def trace_path(name: str, tx_bytes: int) -> Path:
     return REFERENCE_DIR / "traces" / f"{name}_{tx_bytes}B.trace.gz"
 
 
-@lru_cache(maxsize=1)
-def _per_request_archive():
-    return np.load(REFERENCE_DIR / "per_request.npz")
-
-
 def per_request(row: ReferenceRow) -> tuple[np.ndarray, np.ndarray] | None:
     """Reference (arrive, depart) per trace line, or None when the row has none."""
     if not row.per_request_key:
         return None
-    archive = _per_request_archive()
-    arrive = np.cumsum(archive[row.per_request_key + ".arrive_delta"].astype(np.int64))
-    return arrive, arrive + archive[row.per_request_key + ".latency"]
+    # Opened per call: an open archive must not be shared with forked worker processes,
+    # whose reads would interleave on the one inherited file offset.
+    with np.load(REFERENCE_DIR / "per_request.npz") as archive:
+        arrive = np.cumsum(archive[row.per_request_key + ".arrive_delta"].astype(np.int64))
+        return arrive, arrive + archive[row.per_request_key + ".latency"]
 
 
 def _pct(ours: float, ref: float) -> float:
