@@ -117,7 +117,7 @@ module spatten_softmax #(
     wire        buf_wr_en  = score_fire || e4_v;
     wire [29:0] buf_wr_data = (state == S_LOAD) ? score_data : {14'd0, u_val};
 
-    spatten_softmax_buf #(.DEPTH(L_MAX), .AW(AW), .W(30)) u_buf (
+    spatten_sdp_ram #(.DEPTH(L_MAX), .AW(AW), .W(30)) u_buf (
         .clk     (clk),
         .wr_en   (buf_wr_en),
         .wr_addr (wr_cnt[AW-1:0]),

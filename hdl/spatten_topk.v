@@ -127,11 +127,12 @@ module spatten_topk #(
     genvar gl;
     generate
         for (gl = 0; gl < C; gl = gl + 1) begin : g_vlane
-            spatten_topk_ram #(.DEPTH(ROWS), .AW(RW), .W(VB)) u_v (
+            spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(VB)) u_v (
                 .clk     (clk),
                 .wr_en   (load_we && (load_index[LW-1:0] == gl)),
                 .wr_addr (load_index[IW-1:LW]),
                 .wr_data (load_value),
+                .rd_en   (1'b1),
                 .rd_addr (rd_addr),
                 .rd_data (rd_v[gl*VB +: VB])
             );
@@ -147,26 +148,26 @@ module spatten_topk #(
     wire [RDW-1:0] g_wd, l_wd;
     wire [NW-1:0]  g_total, l_total;
 
-    spatten_topk_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m0 (
+    spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m0 (
         .clk (clk),
         .wr_en   ((gdst == 2'd0) ? g_we : (ldst == 2'd0) && l_we),
         .wr_addr ((gdst == 2'd0) ? g_wa : l_wa),
         .wr_data ((gdst == 2'd0) ? g_wd : l_wd),
-        .rd_addr (rd_addr), .rd_data (rd_m0)
+        .rd_en (1'b1), .rd_addr (rd_addr), .rd_data (rd_m0)
     );
-    spatten_topk_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m1 (
+    spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m1 (
         .clk (clk),
         .wr_en   ((gdst == 2'd1) ? g_we : (ldst == 2'd1) && l_we),
         .wr_addr ((gdst == 2'd1) ? g_wa : l_wa),
         .wr_data ((gdst == 2'd1) ? g_wd : l_wd),
-        .rd_addr (rd_addr), .rd_data (rd_m1)
+        .rd_en (1'b1), .rd_addr (rd_addr), .rd_data (rd_m1)
     );
-    spatten_topk_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m2 (
+    spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m2 (
         .clk (clk),
         .wr_en   ((gdst == 2'd2) ? g_we : (ldst == 2'd2) && l_we),
         .wr_addr ((gdst == 2'd2) ? g_wa : l_wa),
         .wr_data ((gdst == 2'd2) ? g_wd : l_wd),
-        .rd_addr (rd_addr), .rd_data (rd_m2)
+        .rd_en (1'b1), .rd_addr (rd_addr), .rd_data (rd_m2)
     );
 
     reg [RDW-1:0] row_data;

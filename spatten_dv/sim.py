@@ -31,6 +31,15 @@ class SimulationFailed(AssertionError):
     """A cocotb run reported failing tests or the simulator died."""
 
 
+# Every module of the core, top level first (simulation and synthesis of `spatten_core`).
+CORE_MODULES = (
+    "spatten_core", "spatten_fetcher", "spatten_plane_unpack", "spatten_reconstruct",
+    "spatten_dot_product", "spatten_softmax", "spatten_divider", "spatten_exp2",
+    "spatten_exp2_lut", "spatten_topk", "spatten_topk_stage", "spatten_sdp_ram",
+    "spatten_pv_accum", "spatten_prune_state",
+)
+
+
 def hdl_sources(*names: str) -> list[Path]:
     """Paths of `hdl/<name>.v`, checked to exist."""
     paths = [HDL_DIR / (n if n.endswith(".v") else f"{n}.v") for n in names]

@@ -2,12 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from spatten_dv.sim import hdl_sources, run_cocotb
+from spatten_dv.sim import CORE_MODULES, hdl_sources, run_cocotb
 
-SOURCES = ["spatten_core", "spatten_fetcher", "spatten_plane_unpack", "spatten_reconstruct",
-           "spatten_dot_product", "spatten_softmax", "spatten_softmax_buf", "spatten_divider",
-           "spatten_exp2", "spatten_exp2_lut", "spatten_topk", "spatten_topk_ram",
-           "spatten_topk_stage", "spatten_pv_accum", "spatten_prune_state"]
+SOURCES = list(CORE_MODULES)
 
 
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])

@@ -9,7 +9,7 @@ from spatten_dv.sim import hdl_sources, run_cocotb
 def test_topk_engine(simulator):
     run_cocotb(
         toplevel="spatten_topk",
-        sources=hdl_sources("spatten_topk", "spatten_topk_stage", "spatten_topk_ram"),
+        sources=hdl_sources("spatten_topk", "spatten_topk_stage", "spatten_sdp_ram"),
         test_module="cocotb_topk",
         simulator=simulator,
         test_dir=Path(__file__).parent,
