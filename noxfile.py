@@ -1,4 +1,4 @@
-"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`.
+"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s synth`.
 
 Every session installs the package into its own virtualenv; torch is pinned to the CPU wheel
 (torch==2.13.0) in pyproject.toml so no CUDA build is downloaded.
@@ -37,6 +37,16 @@ def doctor(session: nox.Session) -> None:
     """Report every tool the harness needs."""
     _install(session)
     session.run("spatten-dv", "doctor")
+
+
+@nox.session
+def synth(session: nox.Session) -> None:
+    """Yosys generic synthesis report of spatten_core: cells, flip-flops, RAM bits (not a gate).
+
+    Needs Debian's yosys (apt-get install yosys). Arguments after -- go to `spatten-dv synth`.
+    """
+    _install(session)
+    session.run("spatten-dv", "synth", *session.posargs)
 
 
 @nox.session

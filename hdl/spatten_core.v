@@ -70,8 +70,8 @@ module spatten_core #(
     localparam [4:0] S_IDLE = 5'd0, S_CHECK = 5'd1, S_CLR = 5'd2, S_PR_SCAN = 5'd3,
                      S_PR_COLLECT = 5'd4, S_PR_BEGIN = 5'd5, S_PR_WIN = 5'd6,
                      S_HEADCHK = 5'd7, S_PASS_START = 5'd8, S_PASS = 5'd9,
-                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_V_START = 5'd12, S_V = 5'd13,
-                     S_ACC_T = 5'd14, S_ACC_H = 5'd15, S_RESULT = 5'd16, S_NEXT = 5'd17;
+                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_V = 5'd12,
+                     S_ACC_T = 5'd13, S_ACC_H = 5'd14, S_RESULT = 5'd15, S_NEXT = 5'd16;
 
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
@@ -394,6 +394,18 @@ module spatten_core #(
                 s_valid <= 1'b0;
             end
             if (f_idx_valid && f_idx_ready) fi <= fi + 11'd1;
+            // end of a fetch (any pass): count its beats; an AXI error drops the pass's data
+            // and ends the job (a K pass ends once the softmax has drained, below)
+            if (in_pass && f_done) begin
+                r_beats <= r_beats + f_beats;
+                if (f_error != 2'd0) begin
+                    err <= 1'b1;
+                    clr_pipe <= 1'b1;
+                    s_valid <= 1'b0;
+                    r_status <= (f_error == 2'd3) ? 4'd8 : 4'd7;
+                    if (state == S_V) state <= S_NEXT;
+                end
+            end
             case (state)
                 S_IDLE: if (desc_valid) begin
                     desc <= desc_data;
@@ -459,26 +471,18 @@ module spatten_core #(
                         state <= S_PR_SCAN;
                     end
                 end
-                S_PASS_START: begin
+                S_PASS_START: begin  // start the fetch of `pass` (K MSB, K LSB or V)
                     f_start <= 1'b1;
-                    f_base <= (pass == 2'd0) ? d_kmsb : d_klsb;
-                    f_stride <= stride_of((pass == 2'd0) ? d_msb : d_lsb);
-                    sm_start <= 1'b1;
+                    f_base <= (pass == 2'd0) ? d_kmsb : (pass == 2'd1) ? d_klsb : d_vbase;
+                    f_stride <= stride_of((pass == 2'd0) ? d_msb :
+                                          (pass == 2'd1) ? d_lsb : d_vbits);
+                    sm_start <= (pass != 2'd2);
                     clr_pipe <= 1'b1;
                     s_valid <= 1'b0;
                     fi <= 11'd0; op <= 11'd0; err <= 1'b0;
-                    state <= S_PASS;
+                    state <= (pass == 2'd2) ? S_V : S_PASS;
                 end
                 S_PASS: begin
-                    if (f_done) begin
-                        r_beats <= r_beats + f_beats;
-                        if (f_error != 2'd0) begin
-                            err <= 1'b1;
-                            clr_pipe <= 1'b1;
-                            s_valid <= 1'b0;
-                            r_status <= (f_error == 2'd3) ? 4'd8 : 4'd7;
-                        end
-                    end
                     if (sm_done) begin
                         if (err || (f_done && f_error != 2'd0)) begin
                             state <= S_NEXT;  // r_status already set (fetch ends first)
@@ -508,34 +512,18 @@ module spatten_core #(
                     end else begin
                         vsel <= 1'b0;
                         r_nv <= r_m;
-                        state <= S_V_START;
+                        pass <= 2'd2;
+                        state <= S_PASS_START;
                     end
                 end
                 S_VSEL_RUN: begin
                     if (tk_out_valid) cnt <= cnt + 11'd1;
-                    if (tk_done) state <= S_V_START;
-                end
-                S_V_START: begin
-                    pass <= 2'd2;
-                    f_start <= 1'b1;
-                    f_base <= d_vbase;
-                    f_stride <= stride_of(d_vbits);
-                    clr_pipe <= 1'b1;
-                    s_valid <= 1'b0;
-                    fi <= 11'd0; op <= 11'd0; err <= 1'b0;
-                    state <= S_V;
+                    if (tk_done) begin
+                        pass <= 2'd2;
+                        state <= S_PASS_START;
+                    end
                 end
                 S_V: begin
-                    if (f_done) begin
-                        r_beats <= r_beats + f_beats;
-                        if (f_error != 2'd0) begin
-                            err <= 1'b1;
-                            clr_pipe <= 1'b1;
-                            s_valid <= 1'b0;
-                            r_status <= (f_error == 2'd3) ? 4'd8 : 4'd7;
-                            state <= S_NEXT;
-                        end
-                    end
                     if (pv_out_valid && !err) begin
                         r_out <= pv_out;
                         r_abs <= pv_abs;

@@ -90,12 +90,14 @@ module spatten_plane_unpack #(
     integer j;
     always @(*) begin
         token_bits = {NB_MAX*AXI_DW{1'b0}};
-        for (j = 0; j < NB_MAX; j = j + 1) begin
-            if (j == NB_MAX - 1 || beat == j[CW-1:0])
+        // the buffer holds NB_MAX-1 words: the last word can only be the current beat
+        for (j = 0; j < NB_MAX - 1; j = j + 1) begin
+            if (beat == j[CW-1:0])
                 token_bits[j*AXI_DW +: AXI_DW] = in_data;
             else
                 token_bits[j*AXI_DW +: AXI_DW] = buffer[j*AXI_DW +: AXI_DW];
         end
+        token_bits[(NB_MAX-1)*AXI_DW +: AXI_DW] = in_data;
     end
 
     // Element extraction and sign/zero extension to 12 bits.

@@ -96,6 +96,14 @@ def check_icarus() -> ToolStatus:
     return ToolStatus("icarus", ok, version, exe, "" if ok else "Icarus >= 11 needed")
 
 
+def check_yosys() -> ToolStatus:
+    exe = shutil.which("yosys")
+    if exe is None:
+        return ToolStatus("yosys", False, "-", "-", "apt-get install yosys (synthesis report)")
+    version = _run_version([exe, "-V"])
+    return ToolStatus("yosys", True, version, exe)
+
+
 def check_python_package(name: str, import_name: str | None = None, advice: str = "") -> ToolStatus:
     spec = util.find_spec(import_name or name)
     if spec is None:
@@ -112,6 +120,7 @@ def check_all() -> list[ToolStatus]:
     return [
         check_verilator(),
         check_icarus(),
+        check_yosys(),
         check_python_package("cocotb", advice="pip install 'cocotb>=2,<3'"),
         check_python_package("pyuvm"),
         check_python_package("torch", advice="pip install torch==2.13.0 (CPU wheel)"),

@@ -2,7 +2,8 @@
 
 Every job goes through the DUT and through ONE SpAttenCoreModel (shared pruning state across
 jobs), and every result field except `cycles` (and `beats` for AXI-error jobs) is compared.
-CORE_RANDOM_JOBS (env) adds random jobs (default 4).
+CORE_RANDOM_JOBS (env) adds random jobs (default 4). `core_jobs` runs on a fixed-latency memory;
+`core_ddr4_channels` on the DDR4 timing model with CORE_N_CH read channels.
 """
 
 import copy
@@ -16,7 +17,9 @@ from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import Job, result_fields, unpack_fields
+from spatten_dv.models.dram.config import SystemConfig
 from spatten_dv.models.dram.ideal import IdealMemory
+from spatten_dv.models.dram.memory_system import MemorySystem
 from spatten_dv.models.layout import write_head
 from spatten_dv.models.memory import DECERR, SLVERR, DramImage
 from spatten_dv.models.softmax import score_scale
@@ -142,11 +145,13 @@ async def core_jobs(dut):
     # error placements
     tj0 = heads[0][0]
     err_pb = {}
-    for resp in (SLVERR, DECERR):
+    for resp in (SLVERR, DECERR, "lsb"):
         pb = b.place(tj0["k"], tj0["v"], 8, 4, 8)
         err_pb[resp] = pb
     n0 = tj0["k"].shape[0]
-    # SLVERR in the middle of the MSB plane; DECERR in the V plane
+    # SLVERR in the middle of the MSB plane; DECERR in the V plane; SLVERR in the LSB plane
+    b.mem.add_error_range(err_pb["lsb"].k_lsb_base + 32 * 150,
+                          err_pb["lsb"].k_lsb_base + 32 * 151, SLVERR)
     b.mem.add_error_range(err_pb[SLVERR].k_msb_base + 64 * 100,
                           err_pb[SLVERR].k_msb_base + 64 * 101, SLVERR)
     b.mem.add_error_range(err_pb[DECERR].v_base + 64 * (n0 - 3),
@@ -201,7 +206,7 @@ async def core_jobs(dut):
     # 5. 1 token
     await b.run(job(2, (12, 0, 12), n_tokens=1), label="1 token")
     # 6. AXI errors, each followed by a normal job
-    for resp in (SLVERR, DECERR):
+    for resp in (SLVERR, DECERR, "lsb"):
         pb = err_pb[resp]
         j = Job(query=tj0["query"], n_tokens=n0, k_msb_base=pb.k_msb_base,
                 k_lsb_base=pb.k_lsb_base, v_base=pb.v_base, msb_bits=8, lsb_bits=4, v_bits=8,
@@ -267,3 +272,50 @@ async def core_jobs(dut):
                       v_ar[0] - mon["ar"][0][0], 1024 / (v_ar[0] - mon["ar"][0][0]))
     dut._log.info("n=1024 dense job: %d cycles, %.3f keys/cycle overall", got["cycles"],
                   1024 / got["cycles"])
+
+
+@cocotb.test(timeout_time=1500, timeout_unit="sec")
+async def core_ddr4_channels(dut):
+    """Whole jobs with N_CH AXI read channels on a DDR4-2400R model (CORE_N_CH DRAM channels,
+    clocked with the core): results bit-exact, and the cycles each job takes are reported."""
+    n_ch = int(os.environ.get("CORE_N_CH", "1"))
+    seed = cocotb.RANDOM_SEED % (1 << 63)
+    gen = torch.Generator().manual_seed(seed)
+    dut._log.info("seed %d, %d AXI channel(s), DDR4-2400R with %d channel(s)", seed, n_ch, n_ch)
+    await setup(dut)
+    b = Bench(dut, random.Random(seed))
+    tr = load_trace(TRACE)
+    tj = tr.job(4, 12, 5)
+    mult, shift = score_scale(tj["real_per_unit"])
+    pbs = {w: b.place(tj["k"], tj["v"], *w) for w in [(12, 0, 12), (8, 4, 8), (4, 8, 4)]}
+    k_long, v_long = rand12(gen, 1024, 300), rand12(gen, 1024, 300)
+    pb_long = b.place(k_long, v_long, 6, 6, 6)
+    model = MemorySystem(SystemConfig.from_presets("DDR4", "DDR4_2400R", channels=n_ch))
+    target = DramTarget(model, PERIOD_PS)
+    attach_read_responders(dut, dut.clk, b.mem, target, n_ch)
+    await target.start(dut.clk)
+
+    def job(w, **kw):
+        pb = pbs[w]
+        args = dict(query=tj["query"], n_tokens=tj["k"].shape[0], k_msb_base=pb.k_msb_base,
+                    k_lsb_base=pb.k_lsb_base, v_base=pb.v_base, msb_bits=w[0], lsb_bits=w[1],
+                    v_bits=w[2], score_mult=mult, score_shift=shift)
+        args.update(kw)
+        return Job(**args)
+
+    cycles = {}
+    for label, j in [("dense 12/0/12", job((12, 0, 12))),
+                     ("8/4/8 LSB refetch", job((8, 4, 8), requant_thresh=65535)),
+                     ("4/8/4 v_topk 17", job((4, 8, 4), v_topk=17, acc_tokens=True)),
+                     ("token_keep 100", job((12, 0, 12), token_keep=100, v_topk=30))]:
+        _, got = await b.run(j, label=label)
+        cycles[label] = got["cycles"]
+    mult, shift = score_scale(300 * 300 * 1e-6)
+    j = Job(query=rand12(gen, 1, 300)[0], n_tokens=1024, k_msb_base=pb_long.k_msb_base,
+            k_lsb_base=pb_long.k_lsb_base, v_base=pb_long.v_base, msb_bits=6, lsb_bits=6,
+            v_bits=6, score_mult=mult, score_shift=shift, requant_thresh=65535,
+            clear_tokens=True)
+    _, got = await b.run(j, label="n=1024 6/6/6 refetch")
+    cycles["n=1024 6/6/6 refetch"] = got["cycles"]
+    dut._log.info("DDR4-2400R, %d channel(s): cycles per job %s; %d DRAM reads", n_ch,
+                  cycles, target.reads)

@@ -13,6 +13,21 @@ def test_core(simulator):
         toplevel="spatten_core",
         sources=hdl_sources(*SOURCES),
         test_module="cocotb_core",
+        testcase="core_jobs",
         simulator=simulator,
+        test_dir=Path(__file__).parent,
+    )
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_core_ddr4_two_channels(simulator):
+    run_cocotb(
+        toplevel="spatten_core",
+        sources=hdl_sources(*SOURCES),
+        test_module="cocotb_core",
+        testcase="core_ddr4_channels",
+        simulator=simulator,
+        parameters={"N_CH": 2},
+        extra_env={"CORE_N_CH": "2"},
         test_dir=Path(__file__).parent,
     )

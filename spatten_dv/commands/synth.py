@@ -1,0 +1,140 @@
+"""`spatten-dv synth`: a generic Yosys synthesis of the core and its size report.
+
+A report, not a gate: the default configuration of `spatten_core` (or another top module of
+hdl/) is flattened and mapped to Yosys's generic gate library with its memories kept as RAMs
+(`memory -nomap`), as an FPGA or ASIC flow would map them to block RAM / SRAM macros. It prints
+the cell count, the flip-flop bits, the RAM bits (each memory with its shape and read style)
+and the latches (there must be none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from spatten_dv.errors import UserError
+from spatten_dv.sim import CORE_MODULES, HDL_DIR, hdl_sources
+
+# Yosys's generic single-bit storage cells (after techmap): flip-flops and latches.
+FF_PREFIXES = ("$_DFF", "$_DFFE", "$_SDFF", "$_SDFFE", "$_SDFFCE", "$_DFFSR", "$_DFFSRE",
+               "$_ALDFF", "$_ALDFFE", "$_SR_")
+LATCH_PREFIXES = ("$_DLATCH", "$_DLATCHSR")
+
+SCRIPT = """\
+read_verilog -I{hdl} {sources}
+hierarchy -check -top {top}
+synth -top {top} -flatten -run begin:fine
+tee -q -o {memjson} write_json {memjson}
+opt -fast -full
+techmap
+opt -fast
+abc -fast
+opt -fast
+tee -q -o {statjson} stat -json
+"""
+
+
+def _int_param(value) -> int:
+    # write_json gives parameters as binary strings (or plain integers for small values)
+    return int(value, 2) if isinstance(value, str) else int(value)
+
+
+def memories(netlist: dict, top: str) -> list[dict]:
+    """The RAMs left after `memory -nomap`: name, width, depth, bits, read style."""
+    out = []
+    for name, cell in netlist["modules"][top]["cells"].items():
+        if not cell["type"].startswith("$mem"):
+            continue
+        p = cell["parameters"]
+        width, depth = _int_param(p["WIDTH"]), _int_param(p["SIZE"])
+        rd_clk = _int_param(p.get("RD_CLK_ENABLE", "0"))
+        out.append({"name": _int_param_name(p.get("MEMID", name)), "width": width,
+                    "depth": depth, "bits": width * depth,
+                    "read_ports": _int_param(p["RD_PORTS"]),
+                    "read": "sync" if rd_clk else "async"})
+    return sorted(out, key=lambda m: -m["bits"])
+
+
+def _int_param_name(memid) -> str:
+    # MEMID is a string parameter: write_json stores it as text (possibly with a leading \\)
+    s = str(memid)
+    return s[1:] if s.startswith("\\") else s
+
+
+def summarize(stat: dict, mems: list[dict], top: str) -> dict:
+    cells = Counter(stat["modules"][f"\\{top}"]["num_cells_by_type"])
+    ffs = sum(n for t, n in cells.items() if t.startswith(FF_PREFIXES))
+    latches = sum(n for t, n in cells.items() if t.startswith(LATCH_PREFIXES))
+    ram_cells = sum(n for t, n in cells.items() if t.startswith("$mem"))
+    logic = sum(cells.values()) - ffs - latches - ram_cells
+    return {"top": top, "cells": sum(cells.values()), "logic_cells": logic,
+            "flip_flops": ffs, "latches": latches, "rams": len(mems),
+            "ram_bits": sum(m["bits"] for m in mems), "memories": mems,
+            "cells_by_type": dict(sorted(cells.items()))}
+
+
+def run_yosys(top: str, sources: list[Path], workdir: Path, log) -> dict:
+    yosys = shutil.which("yosys")
+    if yosys is None:
+        raise UserError("yosys not found: apt-get install yosys (Debian's 0.23 works)")
+    memjson, statjson = workdir / "memories.json", workdir / "stat.json"
+    script = workdir / "synth.ys"
+    script.write_text(SCRIPT.format(hdl=HDL_DIR, sources=" ".join(str(s) for s in sources),
+                                    top=top, memjson=memjson, statjson=statjson))
+    with open(log, "w") as logf:
+        proc = subprocess.run([yosys, "-q", "-l", str(workdir / "yosys.log"), str(script)],
+                              stdout=logf, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = (workdir / "yosys.log").read_text(errors="replace").strip().splitlines()[-5:]
+        raise UserError(f"yosys failed (exit {proc.returncode}); log {workdir / 'yosys.log'}: "
+                        + " | ".join(tail))
+    return summarize(json.loads(statjson.read_text()),
+                     memories(json.loads(memjson.read_text()), top), top)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="Yosys generic synthesis report (cells, flip-flops, RAM bits)")
+    p.add_argument("--top", default="spatten_core",
+                   help="top module in hdl/ (default spatten_core, default parameters)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="keep the Yosys script, log and JSON here (default: a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    top = args.top
+    if not (HDL_DIR / f"{top}.v").is_file():
+        raise UserError(f"no module file hdl/{top}.v")
+    sources = hdl_sources(*CORE_MODULES) if top in CORE_MODULES else \
+        sorted(HDL_DIR.glob("*.v"))
+    with tempfile.TemporaryDirectory(prefix="spatten-synth-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if not args.json:
+            print(f"synth: yosys generic synthesis of {top} (flattened; a few minutes)...",
+                  flush=True)
+        t0 = time.monotonic()
+        report = run_yosys(top, sources, workdir, workdir / "yosys.stdout")
+        report["seconds"] = round(time.monotonic() - t0, 1)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"top               {report['top']} (default parameters)")
+    print(f"cells             {report['cells']:,} (generic gates after abc: "
+          f"{report['logic_cells']:,} logic, {report['flip_flops']:,} flip-flops, "
+          f"{report['rams']} RAMs)")
+    print(f"flip-flop bits    {report['flip_flops']:,}")
+    print(f"latches           {report['latches']}")
+    print(f"RAM bits          {report['ram_bits']:,} in {report['rams']} RAMs")
+    for m in report["memories"]:
+        print(f"  {m['name']:<40} {m['depth']:>5} x {m['width']:<4} = {m['bits']:>8,} bits, "
+              f"{m['read_ports']} {m['read']} read port(s)")
+    print(f"yosys time        {report['seconds']} s")
+    return 0 if report["latches"] == 0 else 1

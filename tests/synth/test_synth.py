@@ -1,0 +1,31 @@
+"""`spatten-dv synth` on small blocks (the whole core takes minutes: `nox -s synth`)."""
+
+import json
+
+from spatten_dv.cli import main
+
+
+def synth(capsys, top):
+    assert main(["synth", "--top", top, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ram_kept_as_one_ram_of_its_declared_shape(capsys):
+    # hdl/spatten_sdp_ram.v defaults: DEPTH = 1024, W = 32, registered read with enable
+    r = synth(capsys, "spatten_sdp_ram")
+    assert r["rams"] == 1 and r["ram_bits"] == 1024 * 32
+    (m,) = r["memories"]
+    assert (m["depth"], m["width"], m["read"]) == (1024, 32, "sync")
+    assert r["latches"] == 0
+
+
+def test_divider_has_flip_flops_and_no_latch(capsys):
+    r = synth(capsys, "spatten_divider")
+    assert r["rams"] == 0 and r["ram_bits"] == 0
+    assert r["latches"] == 0
+    assert r["flip_flops"] > 0 and r["logic_cells"] > r["flip_flops"]
+
+
+def test_unknown_top_is_a_user_error(capsys):
+    assert main(["synth", "--top", "no_such_module"]) == 2
+    assert "no module file hdl/no_such_module.v" in capsys.readouterr().err
