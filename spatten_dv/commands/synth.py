@@ -46,25 +46,26 @@ def _int_param(value) -> int:
 
 
 def memories(netlist: dict, top: str) -> list[dict]:
-    """The RAMs left after `memory -nomap`: name, width, depth, bits, read style."""
+    """The RAMs left after `memory -nomap`: name, width, depth, bits, read ports by style."""
     out = []
     for name, cell in netlist["modules"][top]["cells"].items():
         if not cell["type"].startswith("$mem"):
             continue
         p = cell["parameters"]
         width, depth = _int_param(p["WIDTH"]), _int_param(p["SIZE"])
-        rd_clk = _int_param(p.get("RD_CLK_ENABLE", "0"))
-        out.append({"name": _int_param_name(p.get("MEMID", name)), "width": width,
-                    "depth": depth, "bits": width * depth,
-                    "read_ports": _int_param(p["RD_PORTS"]),
-                    "read": "sync" if rd_clk else "async"})
-    return sorted(out, key=lambda m: -m["bits"])
+        ports = _int_param(p["RD_PORTS"])
+        sync = bin(_int_param(p.get("RD_CLK_ENABLE", "0"))).count("1")
+        out.append({"name": _memory_name(str(p.get("MEMID", name))), "width": width,
+                    "depth": depth, "bits": width * depth, "read_ports": ports,
+                    "sync_read_ports": sync, "async_read_ports": ports - sync})
+    return sorted(out, key=lambda m: (-m["bits"], m["name"]))
 
 
-def _int_param_name(memid) -> str:
-    # MEMID is a string parameter: write_json stores it as text (possibly with a leading \\)
-    s = str(memid)
-    return s[1:] if s.startswith("\\") else s
+def _memory_name(memid: str) -> str:
+    # "\\kbuf", "$flatten\\u_sm.\\u_exp2.\\u_lut.$auto$proc_rom.cc:150:..." -> readable paths
+    if "$proc_rom" in memid:
+        memid = memid.split(".$auto$", 1)[0] + " (ROM)"
+    return memid.replace("$flatten", "").replace("\\", "")
 
 
 def summarize(stat: dict, mems: list[dict], top: str) -> dict:
@@ -134,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"latches           {report['latches']}")
     print(f"RAM bits          {report['ram_bits']:,} in {report['rams']} RAMs")
     for m in report["memories"]:
-        print(f"  {m['name']:<40} {m['depth']:>5} x {m['width']:<4} = {m['bits']:>8,} bits, "
-              f"{m['read_ports']} {m['read']} read port(s)")
+        style = ", ".join(f"{n} {kind}" for n, kind in ((m["sync_read_ports"], "sync"),
+                                                         (m["async_read_ports"], "async")) if n)
+        print(f"  {m['name']:<32} {m['depth']:>5} x {m['width']:<4} = {m['bits']:>8,} bits, "
+              f"read ports: {style}")
     print(f"yosys time        {report['seconds']} s")
     return 0 if report["latches"] == 0 else 1

@@ -15,7 +15,8 @@ def test_ram_kept_as_one_ram_of_its_declared_shape(capsys):
     r = synth(capsys, "spatten_sdp_ram")
     assert r["rams"] == 1 and r["ram_bits"] == 1024 * 32
     (m,) = r["memories"]
-    assert (m["depth"], m["width"], m["read"]) == (1024, 32, "sync")
+    assert (m["depth"], m["width"], m["sync_read_ports"], m["async_read_ports"]) == \
+        (1024, 32, 1, 0)
     assert r["latches"] == 0
 
 
