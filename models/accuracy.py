@@ -561,12 +561,9 @@ def _study_attention(module, query, key, value, attention_mask, scaling=None, dr
 
 def register_attention() -> str:
     """Register the study's attention with transformers (idempotent); returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+    from spatten_dv.traces.capture import register_attention_function
 
-    AttentionInterface.register(ATTN_NAME, _study_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
-    return ATTN_NAME
+    return register_attention_function(ATTN_NAME, _study_attention)
 
 
 # ---------------------------------------------------------------- evaluation

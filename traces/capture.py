@@ -81,15 +81,21 @@ def _capture_attention(module, query, key, value, attention_mask, scaling=None, 
     return out, weights
 
 
-def register_attention() -> str:
-    """Register the recording attention (idempotent); returns its name."""
+def register_attention_function(name: str, function) -> str:
+    """Register an attention function with transformers under `name`, with the eager mask it
+    expects (idempotent); returns `name` for `attn_implementation=`."""
     _transformers()
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
 
-    AttentionInterface.register(ATTN_NAME, _capture_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
-    return ATTN_NAME
+    AttentionInterface.register(name, function)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(name, eager_mask)
+    return name
+
+
+def register_attention() -> str:
+    """Register the recording attention (idempotent); returns its name."""
+    return register_attention_function(ATTN_NAME, _capture_attention)
 
 
 # ---------------------------------------------------------------- models

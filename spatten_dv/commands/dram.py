@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from spatten_dv.commands import show_usage
 from spatten_dv.errors import UserError
 
 _REFRESH = {"allbank": "AllBank", "none": "NoRefresh", "norefresh": "NoRefresh"}
@@ -53,7 +54,7 @@ def _positive_int(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("dram", help="DRAM timing model (Ramulator 2 style)",
                             description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    parser.set_defaults(func=show_usage(parser))
     commands = parser.add_subparsers(dest="dram_command", metavar="SUBCOMMAND")
 
     run = commands.add_parser("run", help="run a trace file and print its statistics")

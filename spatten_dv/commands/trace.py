@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spatten_dv.commands import show_usage
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("trace", help="inspect captured attention traces")
@@ -12,15 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = tsub.add_parser("info", help="validate a trace file and print its summary")
     info.add_argument("file", type=Path, help="trace file (.safetensors)")
     info.set_defaults(func=run_info)
-    parser.set_defaults(func=_usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser):
-    def run(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-
-    return run
+    parser.set_defaults(func=show_usage(parser))
 
 
 def run_info(args: argparse.Namespace) -> int:

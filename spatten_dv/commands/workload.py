@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from spatten_dv.commands import show_usage
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("workload", help="GPT-2 workload summaries: inspect, replay on the "
@@ -55,15 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--allow-no-trailer", action="store_true",
                     help="accept a file without the config trailer line")
     rp.set_defaults(func=run_replay)
-    parser.set_defaults(func=_usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser):
-    def run(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-
-    return run
+    parser.set_defaults(func=show_usage(parser))
 
 
 def _load(args: argparse.Namespace):
