@@ -31,9 +31,10 @@
 // values are only counted). Then:  k_rem <= G: continue in the > partition;
 // k_rem <= G + E: thr = pivot, ties = k_rem - G, done;  else k_rem -= G + E, continue in the
 // < partition. Every pass removes at least the pivot, so the search ends.
-// Pivot rule (deterministic): the first candidate of the pass (row 0, lane 0 of the source
-// region), i.e. value[0] for the first pass and, after that, the first value (in index order,
-// the writers keep order) of the partition chosen by the previous pass.
+// Pivot rule (deterministic): value[0] for the first pass; after that, the `sample` of the
+// partition chosen by the previous pass (spatten_topk_stage: a value from the later half of
+// the partition's order, the writers keeping index order), so a sorted or nearly sorted input
+// still loses about half of its candidates per pass instead of one.
 // Pass timing, m candidates, R = ceil(m/TOPK_CMPS): cycle 0 issues the read of row 0,
 // rows are read in cycles 0..R-1, compared in 1..R (registered), compacted and written in
 // 2..R+1, and cycle R+2 writes the partial rows and decides: R + 3 cycles per pass, which is
@@ -147,6 +148,7 @@ module spatten_topk #(
     wire [RW-1:0]  g_wa, l_wa;
     wire [RDW-1:0] g_wd, l_wd;
     wire [NW-1:0]  g_total, l_total;
+    wire [VB-1:0]  g_sample, l_sample;
 
     spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(RDW)) u_m0 (
         .clk (clk),
@@ -181,7 +183,8 @@ module spatten_topk #(
     end
 
     // ---------------------------------------------------------------- compare stage
-    wire [VB-1:0] piv = (p1_row == {RW{1'b0}}) ? row_data[VB-1:0] : pivot_q;
+    wire          first_pass = (src == SRC_V);
+    wire [VB-1:0] piv = (first_pass && p1_row == {RW{1'b0}}) ? row_data[VB-1:0] : pivot_q;
     reg  [C-1:0]  c_gt, c_eq, c_lt;
     reg  [NW-1:0] c_eqn;
     reg  [IW-1:0] lane_idx;
@@ -210,14 +213,14 @@ module spatten_topk #(
     ) u_gt (
         .clk (clk), .rst_n (rst_n), .clr (stage_clr),
         .in_valid (p2_valid), .in_mask (p2_gt), .in_data (p2_data), .flush (decide),
-        .wr_en (g_we), .wr_addr (g_wa), .wr_data (g_wd), .total (g_total)
+        .wr_en (g_we), .wr_addr (g_wa), .wr_data (g_wd), .total (g_total), .sample (g_sample)
     );
     spatten_topk_stage #(
         .VALUE_BITS (VB), .LANES (C), .LANE_BITS (LW), .ROW_BITS (RW), .COUNT_BITS (NW)
     ) u_lt (
         .clk (clk), .rst_n (rst_n), .clr (stage_clr),
         .in_valid (p2_valid), .in_mask (p2_lt), .in_data (p2_data), .flush (decide),
-        .wr_en (l_we), .wr_addr (l_wa), .wr_data (l_wd), .total (l_total)
+        .wr_en (l_we), .wr_addr (l_wa), .wr_data (l_wd), .total (l_total), .sample (l_sample)
     );
 
     wire [NW:0] ge_total = {1'b0, g_total} + {1'b0, e_cnt};
@@ -299,7 +302,7 @@ module spatten_topk #(
             p2_lt    <= c_lt;
             if (p1_valid) begin
                 e_cnt <= e_cnt + c_eqn;
-                if (p1_row == {RW{1'b0}}) pivot_q <= row_data[VB-1:0];
+                if (first_pass && p1_row == {RW{1'b0}}) pivot_q <= row_data[VB-1:0];
             end
 
             case (state)
@@ -335,17 +338,19 @@ module spatten_topk #(
                         pc     <= {NW{1'b0}};
                         e_cnt  <= {NW{1'b0}};
                         if (k_rem <= g_total) begin
-                            m_q <= g_total;
-                            src <= gdst;
+                            m_q     <= g_total;
+                            src     <= gdst;
+                            pivot_q <= g_sample;
                         end else if ({1'b0, k_rem} <= ge_total) begin
                             thr       <= pivot_q;
                             ties      <= k_rem - g_total;
                             ties_left <= k_rem - g_total;
                             state     <= S_E_RD;
                         end else begin
-                            k_rem <= k_rem - ge_total[NW-1:0];
-                            m_q   <= l_total;
-                            src   <= ldst;
+                            k_rem   <= k_rem - ge_total[NW-1:0];
+                            m_q     <= l_total;
+                            src     <= ldst;
+                            pivot_q <= l_sample;
                         end
                     end
                 end

@@ -5,7 +5,10 @@
 // RAM) at row address 0, 1, 2, ... of its region. `flush` writes the staged remainder as a
 // final partial row (lanes >= remainder are zero; the reader masks them by count). `clr`
 // (synchronous, wins over everything) empties the stage and restarts at row 0. `total` counts
-// every value accepted since the last clear.
+// every value accepted since the last clear. `sample` is a value of the partition for the
+// engine's next pivot: the first value accepted in the first cycle, then the first value of the
+// first cycle that takes `total` past twice the position of the previous sample, so it sits in
+// the later half of the partition's order (never the first value of a sorted run).
 module spatten_topk_stage #(
     parameter integer VALUE_BITS = 32,
     parameter integer LANES      = 16,   // power of two
@@ -23,7 +26,8 @@ module spatten_topk_stage #(
     output reg                           wr_en,
     output wire [ROW_BITS-1:0]           wr_addr,
     output reg  [LANES*VALUE_BITS-1:0]   wr_data,
-    output reg  [COUNT_BITS-1:0]         total
+    output reg  [COUNT_BITS-1:0]         total,
+    output reg  [VALUE_BITS-1:0]         sample
 );
     localparam integer VB = VALUE_BITS;
     localparam integer SW = (LANES - 1) * VB;       // staged bits
@@ -36,6 +40,7 @@ module spatten_topk_stage #(
     reg  [LANE_BITS:0]     cnt;       // masked lanes this cycle, 0..LANES
     reg  [MW-1:0]          merged;
     reg  [LANE_BITS:0]     tot;       // sc + cnt, at most 2*LANES-1
+    reg  [COUNT_BITS-1:0]  s_pos;     // partition position of the sample + 1 (0: none yet)
     integer j;
 
     always @* begin
@@ -60,14 +65,24 @@ module spatten_topk_stage #(
 
     assign wr_addr = wrow;
 
+    // total + cnt > 2 * s_pos, one bit wider than the counts
+    wire take_sample = (cnt != {(LANE_BITS+1){1'b0}}) &&
+        (({1'b0, total} + {{(COUNT_BITS-LANE_BITS){1'b0}}, cnt}) > {s_pos, 1'b0});
+
     always @(posedge clk) begin
         if (!rst_n || clr) begin
             stg   <= {SW{1'b0}};
             sc    <= {LANE_BITS{1'b0}};
             wrow  <= {ROW_BITS{1'b0}};
             total <= {COUNT_BITS{1'b0}};
+            s_pos  <= {COUNT_BITS{1'b0}};
+            sample <= {VB{1'b0}};
         end else if (in_valid) begin
             total <= total + {{(COUNT_BITS-LANE_BITS-1){1'b0}}, cnt};
+            if (take_sample) begin
+                sample <= cpk[VB-1:0];
+                s_pos  <= total + 1'b1;
+            end
             if (tot[LANE_BITS]) begin
                 stg  <= merged[MW-1:LANES*VB];
                 sc   <= tot[LANE_BITS-1:0];          // tot - LANES (tot < 2*LANES)
