@@ -1,5 +1,5 @@
-"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s synth`,
-`nox -s accuracy`, `nox -s capture`.
+"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s sim`,
+`nox -s synth`, `nox -s accuracy`, `nox -s capture`.
 
 Every session installs the package into its own virtualenv; torch is pinned to the CPU wheel
 (torch==2.13.0) in pyproject.toml so no CUDA build is downloaded.
@@ -38,6 +38,18 @@ def doctor(session: nox.Session) -> None:
     """Report every tool the harness needs."""
     _install(session)
     session.run("spatten-dv", "doctor")
+
+
+@nox.session
+def sim(session: nox.Session) -> None:
+    """GPT-2 workload slice on the RTL core + DRAM model: cycles and traffic per step.
+
+    Default: step 0 of the GPT-2-small per8 workload on DDR4-2400R. Arguments after -- replace
+    it, e.g. `nox -s sim -- summary-gpt2-medium-ptb-per0 --steps 3 --layers 0:4 --dram ideal`.
+    """
+    _install(session)
+    session.run("spatten-dv", "sim", *(session.posargs or
+                                       ["summary-gpt2-small-wikitext2-per8", "--steps", "0"]))
 
 
 @nox.session

@@ -12,11 +12,10 @@ import random
 
 import cocotb
 import torch
-from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from spatten_dv.models.core import SpAttenCoreModel
-from spatten_dv.models.descriptor import Job, result_fields, unpack_fields
+from spatten_dv.models.descriptor import Job
 from spatten_dv.models.dram.config import SystemConfig
 from spatten_dv.models.dram.ideal import IdealMemory
 from spatten_dv.models.dram.memory_system import MemorySystem
@@ -25,6 +24,8 @@ from spatten_dv.models.memory import DECERR, SLVERR, DramImage
 from spatten_dv.models.softmax import score_scale
 from spatten_dv.traces.loader import load_trace
 from spatten_dv.verif.axi_read_responder import attach_read_responders
+from spatten_dv.verif.core_driver import CoreDriver
+from spatten_dv.verif.core_scoreboard import compare_result
 from spatten_dv.verif.dram_target import DramTarget
 
 PERIOD_PS = 10_000
@@ -41,6 +42,7 @@ class Bench:
         self.next_base = 0x10000
         self.job_id = 0
         self.log = dut._log
+        self.driver = CoreDriver(dut)
 
     def place(self, k12, v12, msb, lsb, vb):
         pb = write_head(self.mem, self.next_base, k12, v12, msb, lsb, vb)
@@ -48,50 +50,11 @@ class Bench:
         return pb
 
     async def run(self, job, check_beats=True, res_delay=0, label=""):
-        dut = self.dut
         job.job_id = self.job_id & 0xFFFF
         self.job_id += 1
         ref = self.model.run_job(job, self.mem)
-        dut.desc_data.value = job.pack()
-        dut.desc_valid.value = 1
-        while True:
-            await ReadOnly()
-            taken = int(dut.desc_ready.value)
-            await RisingEdge(dut.clk)
-            if taken:
-                break
-        dut.desc_valid.value = 0
-
-        async def wait_res():
-            while True:
-                await ReadOnly()
-                if int(dut.res_valid.value):
-                    return
-                await RisingEdge(dut.clk)
-
-        await with_timeout(wait_res(), 2_000_000, "ns")
-        await RisingEdge(dut.clk)
-        for _ in range(res_delay):
-            await ReadOnly()
-            assert int(dut.res_valid.value), "res_valid dropped before res_ready"
-            await RisingEdge(dut.clk)
-        dut.res_ready.value = 1
-        await ReadOnly()
-        got = unpack_fields(int(dut.res_data.value), result_fields())
-        await RisingEdge(dut.clk)
-        dut.res_ready.value = 0
-        out = [((got["out"] >> (16 * d)) & 0xFFFF) for d in range(64)]
-        out = [x - 65536 if x >= 32768 else x for x in out]
-        exp = dict(job_id=job.job_id, status=int(ref.status), lsb_fetched=int(ref.lsb_fetched),
-                   max_prob_msb=ref.max_prob_msb, max_prob=ref.max_prob, n_keys=ref.n_keys,
-                   n_values=ref.n_values, beats=ref.beats)
-        if not check_beats:
-            exp.pop("beats")
-        errs = [f"{k}: dut {got[k]} model {v}" for k, v in exp.items() if got[k] != v]
-        if out != ref.out.tolist():
-            bad = [d for d in range(64) if out[d] != int(ref.out[d])]
-            errs.append(f"out differs at {bad[:8]}: dut {[out[d] for d in bad[:4]]} model "
-                        f"{[int(ref.out[d]) for d in bad[:4]]}")
+        got = await self.driver.run(job, res_delay)
+        errs = compare_result(got, ref, check_beats)
         self.log.info("job %d %-22s status %d n=%d keys=%d values=%d lsb=%d cycles=%d",
                       job.job_id, label, int(ref.status), job.n_tokens, ref.n_keys,
                       ref.n_values, int(ref.lsb_fetched), got["cycles"])
@@ -100,15 +63,7 @@ class Bench:
 
 
 async def setup(dut):
-    cocotb.start_soon(Clock(dut.clk, PERIOD_PS, unit="ps").start())
-    dut.rst_n.value = 0
-    dut.desc_valid.value = 0
-    dut.desc_data.value = 0
-    dut.res_ready.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst_n.value = 1
-    await RisingEdge(dut.clk)
+    await CoreDriver(dut).start(PERIOD_PS)
 
 
 async def attach(dut, bench):
