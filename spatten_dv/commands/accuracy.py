@@ -1,6 +1,6 @@
 """`spatten-dv accuracy`: perplexity of a real LM with SpAtten, H2O and StreamingLLM attention.
 
-The study itself is models/accuracy.py; docs/accuracy.md describes the method and the results.
+The study itself is models/accuracy/; docs/accuracy.md describes the method and the results.
 """
 
 from __future__ import annotations

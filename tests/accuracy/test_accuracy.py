@@ -1,4 +1,4 @@
-"""Accuracy study (models/accuracy.py) on tiny random GPT-2 and Llama models.
+"""Accuracy study (models/accuracy/) on tiny random GPT-2 and Llama models.
 
 Checks the plumbing (dense = the model's own loss, full budgets = dense bit for bit), the
 cascades against straightforward references built on the spec's top-k (models.topk), the
