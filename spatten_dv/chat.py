@@ -25,6 +25,7 @@ import torch
 
 from spatten_dv.errors import UserError
 from spatten_dv.models.kv_prune import KVPrunePolicy, check_budget
+from spatten_dv.torch_threads import torch_threads
 
 ATTN_NAME = "spatten_kvprune"
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -267,9 +268,7 @@ def run_chat(args, loaded=None, stdin: TextIO | None = None, stdout: TextIO | No
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     _check_args(args)
     messages = read_turns(args.prompt_file) if args.prompt_file is not None else None
-    saved_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         if loaded is None:
             from spatten_dv.traces.capture import load_model
 
@@ -291,8 +290,6 @@ def run_chat(args, loaded=None, stdin: TextIO | None = None, stdout: TextIO | No
             return _interactive(args, model, tok, policy, stdin, stdout)
         finally:
             model.set_attn_implementation(prev_attn)
-    finally:
-        torch.set_num_threads(saved_threads)
 
 
 def _batch(args, model, tok, policy, messages, out: TextIO) -> int:

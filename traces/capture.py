@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from spatten_dv.errors import UserError
+from spatten_dv.torch_threads import torch_threads
 from spatten_dv.traces.format import (
     PROMPT_KINDS,
     Trace,
@@ -296,37 +297,35 @@ def capture_to_file(model_name: str, prompt_file: Path, steps: int, out: Path,
         raise UserError(f"--steps must be at least 1, got {steps}")
     if prompt_kind not in PROMPT_KINDS:
         raise UserError(f"--prompt-kind must be one of {PROMPT_KINDS}")
-    saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-             torch.random.get_rng_state())
-    torch.set_num_threads(threads)
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.random.get_rng_state())
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
-    try:
-        lm = loaded or load_model(model_name)
-        text, raw = read_prompt(Path(prompt_file), lm.tokenizer, chat)
-        prompt_ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if not prompt_ids:
-            raise UserError(f"{prompt_file}: the prompt has no tokens")
-        limit = getattr(lm.model.config, "n_positions", None) or getattr(
-            lm.model.config, "max_position_embeddings", None)
-        if limit and len(prompt_ids) + steps > limit:
-            raise UserError(f"prompt ({len(prompt_ids)} tokens) + {steps} steps exceeds the "
-                            f"model's {limit} positions")
-        run = run_decode(lm.model, prompt_ids, steps, progress)
-        trace = build_trace(run, prompt_ids, {
-            "model": lm.label,
-            "model_revision": lm.revision,
-            "tokenizer": f"{type(lm.tokenizer).__name__} of {lm.label} "
-                         f"(vocab {len(lm.tokenizer)}, add_special_tokens=False)",
-            "prompt_kind": prompt_kind,
-            "prompt_source": Path(prompt_file).name,
-            "prompt_sha256": hashlib.sha256(raw).hexdigest(),
-            "prompt_text": text,
-            "chat_template": chat,
-        })
-        write_trace(out, trace)
-    finally:  # leave the process as it was (tests share it)
-        torch.set_num_threads(saved[0])
-        torch.use_deterministic_algorithms(saved[1])
-        torch.random.set_rng_state(saved[2])
+    with torch_threads(threads):
+        try:
+            lm = loaded or load_model(model_name)
+            text, raw = read_prompt(Path(prompt_file), lm.tokenizer, chat)
+            prompt_ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not prompt_ids:
+                raise UserError(f"{prompt_file}: the prompt has no tokens")
+            limit = getattr(lm.model.config, "n_positions", None) or getattr(
+                lm.model.config, "max_position_embeddings", None)
+            if limit and len(prompt_ids) + steps > limit:
+                raise UserError(f"prompt ({len(prompt_ids)} tokens) + {steps} steps exceeds the "
+                                f"model's {limit} positions")
+            run = run_decode(lm.model, prompt_ids, steps, progress)
+            trace = build_trace(run, prompt_ids, {
+                "model": lm.label,
+                "model_revision": lm.revision,
+                "tokenizer": f"{type(lm.tokenizer).__name__} of {lm.label} "
+                             f"(vocab {len(lm.tokenizer)}, add_special_tokens=False)",
+                "prompt_kind": prompt_kind,
+                "prompt_source": Path(prompt_file).name,
+                "prompt_sha256": hashlib.sha256(raw).hexdigest(),
+                "prompt_text": text,
+                "chat_template": chat,
+            })
+            write_trace(out, trace)
+        finally:  # leave the process as it was (tests share it)
+            torch.use_deterministic_algorithms(saved[0])
+            torch.random.set_rng_state(saved[1])
     return trace

@@ -82,18 +82,19 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from spatten_dv.torch_threads import torch_threads
     from spatten_dv.traces.capture import load_model
 
-    torch.set_num_threads(args.threads)
-    t0 = time.monotonic()
-    lm = load_model(args.model)
-    load_s = time.monotonic() - t0
-    meta = {"model": lm.label, "model_revision": lm.revision, "text": Path(text_path).name,
-            "torch": torch.__version__, "load_seconds": round(load_s, 1)}
-    results = accuracy.run_study(
-        lm.model, lm.tokenizer, text, configs, args.out, n_scored=args.tokens,
-        length=args.chunk, context=args.context, batch=args.batch, meta=meta,
-        progress=not args.no_progress)
+    with torch_threads(args.threads):
+        t0 = time.monotonic()
+        lm = load_model(args.model)
+        load_s = time.monotonic() - t0
+        meta = {"model": lm.label, "model_revision": lm.revision, "text": Path(text_path).name,
+                "torch": torch.__version__, "load_seconds": round(load_s, 1)}
+        results = accuracy.run_study(
+            lm.model, lm.tokenizer, text, configs, args.out, n_scored=args.tokens,
+            length=args.chunk, context=args.context, batch=args.batch, meta=meta,
+            progress=not args.no_progress)
     total = time.monotonic() - t0
     print()
     print(accuracy.table(results))

@@ -136,18 +136,13 @@ def format_report(rep, elapsed: float) -> str:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    import torch
-
     from spatten_dv.errors import UserError
+    from spatten_dv.torch_threads import torch_threads
 
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
-    saved = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return _replay(args)
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _replay(args: argparse.Namespace) -> int:
