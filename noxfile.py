@@ -1,13 +1,16 @@
-"""Entry points: `nox -s tests` (the regression), `nox -s lint`, `nox -s doctor`, `nox -s sim`,
+"""Entry points: `nox -s sim` (the main job: the verification environment's smoke tier),
+`nox -s tests` (the regression), `nox -s coverage`, `nox -s lint`, `nox -s doctor`,
 `nox -s synth`, `nox -s accuracy`, `nox -s capture`.
 
-Every session installs the package into its own virtualenv; torch is pinned to the CPU wheel
-(torch==2.13.0) in pyproject.toml so no CUDA build is downloaded.
+Every session installs the package into its own virtualenv, reused between runs (an
+unchanged install is a few seconds of pip); torch is pinned to the CPU wheel (torch==2.13.0)
+in pyproject.toml so no CUDA build is downloaded.
 """
 
 import nox
 
 nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests"]
 
 
@@ -42,14 +45,19 @@ def doctor(session: nox.Session) -> None:
 
 @nox.session
 def sim(session: nox.Session) -> None:
-    """GPT-2 workload slice on the RTL core + DRAM model: cycles and traffic per step.
-
-    Default: step 0 of the GPT-2-small per8 workload on DDR4-2400R. Arguments after -- replace
-    it, e.g. `nox -s sim -- summary-gpt2-medium-ptb-per0 --steps 3 --layers 0:4 --dram ideal`.
-    """
+    """The verification environment: smoke tier on Verilator by default (args after -- go to
+    `spatten-dv sim`, e.g. `-- --tier full`, `-- --test corners --simulator icarus`,
+    `-- --trace my.safetensors`, `-- --workload summary-gpt2-small-wikitext2-per8 --steps 1`)."""
     _install(session)
-    session.run("spatten-dv", "sim", *(session.posargs or
-                                       ["summary-gpt2-small-wikitext2-per8", "--steps", "0"]))
+    session.run("spatten-dv", "sim", *session.posargs)
+
+
+@nox.session
+def coverage(session: nox.Session) -> None:
+    """Verilator line + toggle coverage and functional coverage of a tier, merged, as HTML, and
+    the testplan annotated (args after -- go to `spatten-dv coverage`). Needs lcov (apt)."""
+    _install(session)
+    session.run("spatten-dv", "coverage", *session.posargs)
 
 
 @nox.session

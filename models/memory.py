@@ -55,6 +55,9 @@ class DramImage:
         self.regions.sort(key=lambda r: r.base)
 
     def read(self, addr: int, nbytes: int) -> bytes:
+        for r in self.regions:  # fast path: the bytes lie inside one region (bus beats)
+            if r.base <= addr and addr + nbytes <= r.base + len(r.data):
+                return r.data[addr - r.base:addr - r.base + nbytes].tobytes()
         return self.gather(np.array([addr], dtype=np.int64), nbytes)[0].tobytes()
 
     def gather(self, addrs: np.ndarray, nbytes: int) -> np.ndarray:
@@ -81,6 +84,14 @@ class DramImage:
 
     def error_for(self, addrs: np.ndarray, nbytes: int) -> int:
         """0 if every [a, a+nbytes) read is clean, else the response of the first error."""
+        if not self.error_ranges:
+            return 0
+        if isinstance(addrs, list) and len(addrs) == 1:  # one bus beat: no numpy
+            a = int(addrs[0])
+            for lo, hi, resp in self.error_ranges:
+                if a < hi and a + nbytes > lo:
+                    return resp
+            return 0
         addrs = np.asarray(addrs, dtype=np.int64)
         for lo, hi, resp in self.error_ranges:
             if ((addrs < hi) & (addrs + nbytes > lo)).any():

@@ -76,11 +76,16 @@ def run_cocotb(
     seed: int | None = None,
     waves: bool | None = None,
     test_dir: Path | None = None,
+    work_dir: Path | None = None,
+    extra_build_args: Sequence[str] = (),
 ) -> Path:
     """Build `toplevel` from `sources` and run `test_module` on `simulator`.
 
     `test_module` is a dotted module name importable from `test_dir` (default: the tests/
-    folder of the repo). Returns the results XML path; raises SimulationFailed on failure.
+    folder of the repo). `work_dir` (default: the build folder) is where the simulation runs
+    and writes its log, results XML and any coverage.dat; `extra_build_args` go to the
+    simulator's build (and make a build of their own). Returns the results XML path; raises
+    SimulationFailed on failure.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -92,11 +97,14 @@ def run_cocotb(
     waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
     seed = int(os.environ.get("COCOTB_RANDOM_SEED", random.randrange(1 << 31))) if seed is None \
         else seed
-    build_dir = _build_dir(toplevel, simulator, parameters, waves)
+    build_dir = _build_dir(toplevel, simulator, dict(parameters, _args=list(extra_build_args)),
+                           waves) if extra_build_args else \
+        _build_dir(toplevel, simulator, parameters, waves)
     runner = get_runner(simulator)
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     if simulator == "verilator" and waves:
-        build_args += ["--trace-structs"]
+        build_args += ["--trace-fst", "--trace-structs"]  # FST, written in the run folder
+    build_args += list(extra_build_args)
     build_dir.mkdir(parents=True, exist_ok=True)
     if simulator == "verilator":
         _fix_verilator_pch()
@@ -114,8 +122,10 @@ def run_cocotb(
             log_file=build_dir / "build.log",
         )
     test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
-    results = build_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
-    log_file = build_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
+    run_dir = Path(work_dir) if work_dir else build_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = run_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
+    log_file = run_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
     env = dict(extra_env or {})
     where = f"simulator={simulator} toplevel={toplevel} seed={seed} log={log_file}"
     # The runner passes its own sys.path to the simulator as PYTHONPATH: put the test folder
@@ -131,7 +141,7 @@ def run_cocotb(
             extra_env=env,
             waves=waves,
             build_dir=build_dir,
-            test_dir=build_dir,
+            test_dir=run_dir,
             results_xml=str(results),
             log_file=log_file,
         )

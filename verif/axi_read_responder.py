@@ -70,6 +70,7 @@ class AxiReadResponder:
         self._queue: deque[_Burst] = deque()
         self._queued = Event()
         self._tasks = []
+        self.listeners = []  # called with each BurstRecord once its last beat was taken
 
     def start(self) -> None:
         self._tasks = [cocotb.start_soon(self._ar_loop()), cocotb.start_soon(self._r_loop())]
@@ -160,6 +161,8 @@ class AxiReadResponder:
                         break
             burst.record.last_beat_cycle = burst.record.beat_cycles[-1]
             self._queue.popleft()
+            for listener in self.listeners:
+                listener(burst.record)
 
 
 def attach_read_responders(dut, clk, memory: DramImage, target, channels: int = 1,

@@ -1,167 +1,151 @@
-"""`spatten-dv sim`: replay a GPT-2 workload slice on the RTL core behind a DRAM timing model.
+"""`spatten-dv sim`: the pyuvm environment's regression (the product's main job).
 
-The workload rows become core jobs (`spatten-dv workload`, docs/workloads.md); the jobs run on
-hdl/spatten_core.v (Verilator or Icarus) with one AXI read responder per read channel backed by
-the DRAM model, and every result is checked bit for bit against the reference model and its
-counts against the CSV (verif/workload_replay.py). Prints cycles, DRAM traffic and reads per
-step; writes one JSON line per job to OUT/jobs.jsonl as the jobs finish.
+With no arguments: the smoke tier on Verilator (`nox -s sim`). Tests come from ci/tiers.yaml
+(`--tier`, `--test`), or one ad-hoc test from `--sequence` / `--trace FILE` / `--workload W`
+with knobs from the options and `--knob name=value`. Every input is checked before anything is
+built (exit 2, one line). Prints one line per test (jobs, cycles, DRAM bytes, cycles/s,
+functional coverage, wall time) and writes junit.xml and regression.json as tests finish.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
-from importlib import resources
+import os
 from pathlib import Path
 
 from spatten_dv.errors import UserError
 
-DEFAULT_TRACE = "smollm2_prose.safetensors"  # shipped with spatten_dv.traces
-BEAT_BYTES = 32  # 256-bit AXI data bus
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sim", help="replay a GPT-2 workload slice on the RTL core with a DRAM "
-                       "model: cycles and DRAM traffic per step, checked against the model")
-    p.add_argument("workload", help="workload CSV or shipped name (spatten-dv workload list)")
-    data = p.add_mutually_exclusive_group()
-    data.add_argument("--trace", type=Path, metavar="T",
-                      help="q/K/V from this trace (default: the shipped "
-                      "traces/smollm2_prose.safetensors)")
-    data.add_argument("--synthetic", type=int, metavar="SEED",
-                      help="SYNTHETIC seeded Gaussian q/K/V instead of a trace")
-    p.add_argument("--steps", default="0", metavar="SEL",
-                   help="decode steps: N, A:B (half-open) or a comma list (default 0)")
-    p.add_argument("--layers", metavar="SEL", help="layers, as --steps (default all)")
-    p.add_argument("--head-pruning", choices=("keep", "omit"), default="keep")
-    p.add_argument("--dram", default="DDR4_2400R",
-                   help="DDR4_2400R (default), DDR4_3200AA, HBM2_2000Mbps or ideal")
-    p.add_argument("--ideal-latency", type=int, default=20,
-                   help="read latency in cycles of --dram ideal (default 20)")
-    p.add_argument("--channels", type=int, default=1,
-                   help="AXI read channels of the core = DRAM channels (default 1)")
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--clock-mhz", type=float, default=1000.0,
-                   help="core and DRAM controller clock (default 1000 MHz)")
+    p = sub.add_parser("sim", help="run the verification environment's regression (smoke "
+                       "tier on Verilator by default)",
+                       description="Run tests of the pyuvm environment on the RTL core behind "
+                       "the DRAM timing model; every job is checked bit for bit against the "
+                       "reference model.")
+    p.add_argument("--tier", choices=("smoke", "full", "nightly"), default=None,
+                   help="tests of this tier from ci/tiers.yaml (default smoke)")
+    p.add_argument("--test", action="append", default=[], metavar="NAME",
+                   help="only this test of the tier list (repeatable)")
+    p.add_argument("--sequence", metavar="S[,S...]",
+                   help="an ad-hoc test running these sequences (see --list)")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="trace file (or committed name) for trace/workload replay; alone: an "
+                   "ad-hoc trace_replay test of that trace")
+    p.add_argument("--workload", metavar="W",
+                   help="GPT-2 workload (shipped name or CSV); alone: an ad-hoc workload_replay")
+    p.add_argument("--steps", help="steps selection for replays: N, A:B, a,b")
+    p.add_argument("--layers", help="layers selection for replays")
+    p.add_argument("--heads", help="heads selection for trace replay")
+    p.add_argument("--dram", help="DDR4_2400R (default), DDR4_3200AA, HBM2_2000Mbps or ideal")
+    p.add_argument("--channels", type=int, help="AXI read channels = DRAM channels: 1, 2, 4, 8")
+    p.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                   help="any environment knob (verif/config.py), repeatable")
+    p.add_argument("--simulator", choices=("verilator", "icarus", "both"),
+                   default=os.environ.get("SIM") or "verilator",
+                   help="default: $SIM or verilator")
+    p.add_argument("--seed", type=int, help="seed of every test run (default: random, printed)")
     p.add_argument("--out", type=Path, default=Path("build/sim"),
-                   help="folder for jobs.jsonl and summary.json (default build/sim)")
-    p.add_argument("--seed", type=int, default=None, help="cocotb random seed")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+                   help="results folder (default build/sim)")
+    p.add_argument("--waves", action="store_true", default=os.environ.get("WAVES") == "1",
+                   help="write waveforms (also WAVES=1)")
+    p.add_argument("--list", action="store_true", help="list tiers, tests and sequences")
     p.set_defaults(func=run)
 
 
-def _spec(args: argparse.Namespace) -> dict:
-    from spatten_dv.models.dram.presets import TIMING_PRESETS
-    from spatten_dv.traces.workload import load_workload, parse_selection, resolve_workload
-
-    if args.dram != "ideal" and args.dram not in TIMING_PRESETS:
-        raise UserError(f"--dram {args.dram!r}: choose ideal or one of "
-                        f"{', '.join(TIMING_PRESETS)}")
-    if args.channels < 1 or args.channels > 8:
-        raise UserError(f"--channels must be 1..8, got {args.channels}")
-    if args.ideal_latency < 1:
-        raise UserError(f"--ideal-latency must be >= 1, got {args.ideal_latency}")
-    if not 1.0 <= args.clock_mhz <= 5000.0:
-        raise UserError(f"--clock-mhz must be in 1..5000, got {args.clock_mhz}")
-    csv = resolve_workload(args.workload)
-    wl = load_workload(csv)
-    trace = None
-    if args.synthetic is None:
-        trace = args.trace or Path(str(resources.files("spatten_dv.traces") / DEFAULT_TRACE))
-        if not Path(trace).is_file():
-            raise UserError(f"no such trace file: {trace}")
-    steps = parse_selection(args.steps, "steps")
-    layers = parse_selection(args.layers, "layers")
-    if not any((steps is None or r.step in steps) and (layers is None or r.layer in layers)
-               for r in wl.rows):
-        raise UserError(f"{csv}: --steps {args.steps} --layers {args.layers or 'all'} match "
-                        f"no row")
-    return {"csv": str(csv), "trace": str(trace) if trace else None,
-            "synthetic": args.synthetic, "steps": sorted(steps) if steps else None,
-            "layers": sorted(layers) if layers else None, "head_pruning": args.head_pruning,
-            "dram": args.dram, "ideal_latency": args.ideal_latency, "channels": args.channels,
-            "period_ps": round(1e6 / args.clock_mhz)}
+def _knobs(args) -> dict:
+    knobs = {}
+    for kv in args.knob:
+        if "=" not in kv:
+            raise UserError(f"--knob {kv!r}: expected NAME=VALUE")
+        k, v = kv.split("=", 1)
+        knobs[k.strip()] = v.strip()
+    for name in ("steps", "layers", "heads", "dram", "channels", "workload"):
+        v = getattr(args, name)
+        if v is not None:
+            knobs[name] = v
+    if args.trace is not None:
+        knobs["trace"] = str(args.trace)
+    return knobs
 
 
-def summarize(records: list[dict], spec: dict) -> dict:
-    steps: dict[int, dict] = {}
-    for r in records:
-        s = steps.setdefault(r["step"], {"step": r["step"], "jobs": 0, "keys": 0, "values": 0,
-                                         "lsb_refetches": 0, "beats": 0, "cycles": 0,
-                                         "dram_reads": 0})
-        s["jobs"] += 1
-        s["keys"] += r["keys"]
-        s["values"] += r["values"]
-        s["lsb_refetches"] += r["lsb_fetched"]
-        s["beats"] += r["beats"]
-        s["cycles"] += r["cycles"]
-        s["dram_reads"] += r["dram_reads"]
-    total = {k: sum(s[k] for s in steps.values()) for k in
-             ("jobs", "keys", "values", "lsb_refetches", "beats", "cycles", "dram_reads")}
-    for d in list(steps.values()) + [total]:
-        d["bytes"] = d["beats"] * BEAT_BYTES
-        d["bytes_per_cycle"] = round(d["bytes"] / d["cycles"], 3) if d["cycles"] else 0.0
-    return {"spec": spec, "steps": [steps[k] for k in sorted(steps)], "total": total,
-            "mismatches": sum(1 for r in records if r["errors"])}
+def _check_inputs(knobs: dict, specs) -> None:
+    """Everything a run can reject, checked before any build: one line, exit 2."""
+    from spatten_dv.verif.config import ConfigError, EnvConfig
 
+    for spec in specs:
+        merged = dict(spec.knobs, **knobs)
+        try:
+            EnvConfig.resolve(environ={}, spec=dict(merged, sequences=spec.sequences))
+        except ConfigError as exc:
+            raise UserError(f"test {spec.name}: {exc}") from None
+        if "trace" in merged and ("trace_replay" in spec.sequences
+                                  or "workload_replay" in spec.sequences):
+            from spatten_dv.traces.loader import load_trace
+            from spatten_dv.verif.sequences.trace_replay import resolve_trace
 
-def _print(summary: dict, wall: float, out: Path) -> None:
-    spec = summary["spec"]
-    data = spec["trace"] or f"SYNTHETIC seed {spec['synthetic']}"
-    dram = spec["dram"] if spec["dram"] != "ideal" else f"ideal, {spec['ideal_latency']} cycles"
-    print(f"workload  {Path(spec['csv']).name}")
-    print(f"data      {data}")
-    print(f"memory    {dram}, {spec['channels']} channel(s), clock period "
-          f"{spec['period_ps']} ps")
-    print(f"{'step':>5} {'jobs':>5} {'keys':>8} {'values':>8} {'LSB':>5} {'DRAM MB':>9} "
-          f"{'reads':>8} {'cycles':>10} {'B/cycle':>8}")
-    for s in summary["steps"] + [dict(summary["total"], step="all")]:
-        print(f"{s['step']:>5} {s['jobs']:>5} {s['keys']:>8} {s['values']:>8} "
-              f"{s['lsb_refetches']:>5} {s['bytes'] / 1e6:>9.3f} {s['dram_reads']:>8} "
-              f"{s['cycles']:>10} {s['bytes_per_cycle']:>8.2f}")
-    print(f"check     {summary['total']['jobs']} jobs, every result bit-exact to the model and "
-          f"every count equal to the CSV" if not summary["mismatches"] else
-          f"check     {summary['mismatches']} job(s) DIFFER (see {out / 'jobs.jsonl'})")
-    print(f"wall      {wall:.1f} s; per job: {out / 'jobs.jsonl'}")
+            load_trace(resolve_trace(str(merged["trace"])))  # TraceError is a UserError
+        if "workload_replay" in spec.sequences:
+            from spatten_dv.traces.workload import load_workload, resolve_workload
+
+            load_workload(resolve_workload(merged.get("workload",
+                                                      "summary-gpt2-small-wikitext2-per8")))
+        for what in ("steps", "layers", "heads"):
+            if what in merged:
+                from spatten_dv.traces.workload import parse_selection
+
+                parse_selection(str(merged[what]) or None, what)
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatten_dv.sim import CORE_MODULES, SimulationFailed, hdl_sources, run_cocotb
+    from spatten_dv.regress import TestSpec, load_tiers, make_plan, run_tests
+    from spatten_dv.verif.sequences import SEQUENCES
 
-    spec = _spec(args)
-    out = args.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror or exc}") from None
-    jobs_path = (out / "jobs.jsonl").resolve()
-    spec["out"] = str(jobs_path)
-    if not args.json:
-        print(f"sim: building/running spatten_core on {args.simulator} "
-              f"(per-job progress in {jobs_path})", flush=True)
-    t0 = time.monotonic()
-    failure = None
-    try:
-        run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES),
-                   test_module="spatten_dv.verif.workload_replay", simulator=args.simulator,
-                   parameters={"N_CH": args.channels},
-                   extra_env={"SPATTEN_SIM_SPEC": json.dumps(spec)}, seed=args.seed)
-    except SimulationFailed as exc:
-        failure = str(exc)
-    wall = time.monotonic() - t0
-    records = []
-    if jobs_path.is_file():
-        records = [json.loads(line) for line in jobs_path.read_text().splitlines() if line]
-    summary = summarize(records, spec)
-    summary["wall_s"] = round(wall, 1)
-    summary["failure"] = failure
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if args.json:
-        print(json.dumps(summary))
+    tiers, reseeds = load_tiers()
+    if args.list:
+        for tier, tests in tiers.items():
+            print(f"{tier}: " + ", ".join(t.name for t in tests))
+        print(f"nightly reseeds: {reseeds}")
+        print("sequences: " + ", ".join(SEQUENCES))
+        return 0
+    knobs = _knobs(args)
+    adhoc = args.sequence
+    if adhoc is None and args.trace is not None and args.tier is None and not args.test:
+        adhoc = "trace_replay"
+    if adhoc is None and args.workload is not None and args.tier is None and not args.test:
+        adhoc = "workload_replay"
+    if adhoc is not None:
+        bad = [s for s in adhoc.split(",") if s.strip() not in SEQUENCES]
+        if bad:
+            raise UserError(f"--sequence {adhoc!r}: unknown {bad}; sequences: "
+                            f"{', '.join(SEQUENCES)}")
+        specs = [TestSpec(name=adhoc.replace(",", "+"), sequences=adhoc, tier="adhoc")]
     else:
-        if records:
-            _print(summary, wall, out)
-        if failure:
-            print(f"sim: FAILED: {failure}")
-    return 1 if failure or summary["mismatches"] else 0
+        tier = args.tier or "smoke"
+        specs = tiers[tier]
+        if args.test:
+            names = {t.name for t in specs}
+            bad = [n for n in args.test if n not in names]
+            if bad:
+                raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
+                                f"{', '.join(sorted(names))}")
+            specs = [t for t in specs if t.name in args.test]
+    _check_inputs(knobs, specs)
+    sims = ["verilator", "icarus"] if args.simulator == "both" else [args.simulator]
+    plan = make_plan(specs, sims, args.seed,
+                     reseeds if args.tier == "nightly" and args.seed is None else 0)
+    if not plan:
+        raise UserError(f"no test runs on {args.simulator}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create {args.out}: {exc.strerror or exc}") from None
+    results = run_tests(plan, args.out, waves=args.waves, knobs=knobs,
+                        per_step=adhoc is not None and "replay" in adhoc)
+    failed = [r for r in results if not r.passed]
+    print(f"sim: {len(results) - len(failed)} passed, {len(failed)} failed")
+    for r in failed:
+        print(f"  FAILED {r.spec.name} [{r.simulator}] seed {r.seed}: rerun with "
+              f"spatten-dv sim --test {r.spec.name} --simulator {r.simulator} --seed {r.seed}"
+              if r.spec.tier != "adhoc" else
+              f"  FAILED {r.spec.name} [{r.simulator}]: rerun with --seed {r.seed}")
+    return 1 if failed else 0

@@ -1,0 +1,109 @@
+"""Units of the environment that need no simulator: config resolution, descriptor unpacking,
+the scoreboard's comparison, the tier list, and the `spatten-dv sim` input checks."""
+
+import pytest
+import torch
+
+from spatten_dv.cli import main
+from spatten_dv.models.core import SpAttenCoreModel
+from spatten_dv.models.descriptor import Job
+from spatten_dv.models.layout import write_head
+from spatten_dv.models.memory import DramImage
+from spatten_dv.regress import load_tiers, make_plan
+from spatten_dv.verif.config import ConfigError, EnvConfig
+from spatten_dv.verif.descriptor_agent import job_from_packed
+from spatten_dv.verif.scoreboard import compare_fields, expected_fields
+
+
+def test_config_resolution_order_and_sources():
+    cfg = EnvConfig.resolve(plusargs={"jobs": "7"},
+                            environ={"SPATTEN_JOBS": "8", "SPATTEN_DRAM": "ideal"},
+                            spec={"jobs": 9, "dram": "HBM2_2000Mbps", "channels": 2})
+    assert (cfg.jobs, cfg.dram, cfg.channels, cfg.trace) == (7, "ideal", 2, "smollm2_prose")
+    assert cfg.sources["jobs"] == "plusarg" and cfg.sources["dram"] == "env"
+    assert cfg.sources["channels"] == "spec" and cfg.sources["trace"] == "default"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"channels": 3}, "channels=3"), ({"dram": "DDR9"}, "dram='DDR9'"),
+    ({"res_ready_prob": 0}, "probability"), ({"nope": 1}, "unknown knob"),
+    ({"state_check": "maybe"}, "boolean"),
+])
+def test_config_rejects_bad_knobs(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        EnvConfig.resolve(environ={}, spec=spec)
+
+
+def test_descriptor_unpack_is_pack_inverse():
+    gen = torch.Generator().manual_seed(3)
+    job = Job(query=torch.randint(-2048, 2048, (64,), generator=gen), n_tokens=777,
+              k_msb_base=0x1234_5660, k_lsb_base=0x20, v_base=0xFFFF_FFE0, msb_bits=6,
+              lsb_bits=6, v_bits=4, score_mult=65535, score_shift=63, requant_thresh=40000,
+              v_topk=1024, token_keep=3, head_keep=31, clear_tokens=True, acc_heads=True,
+              head_id=30, n_heads=32, job_id=65535)
+    back = job_from_packed(job.pack(), job.params)
+    assert back.pack() == job.pack() and torch.equal(back.query, job.query)
+    assert back.clear_tokens is True and back.acc_tokens is False
+
+
+def _ref():
+    gen = torch.Generator().manual_seed(7)
+    k = torch.randint(-2048, 2048, (40, 64), generator=gen)
+    v = torch.randint(-2048, 2048, (40, 64), generator=gen)
+    mem = DramImage()
+    pb = write_head(mem, 0x10000, k, v, 8, 4, 8)
+    job = Job(query=torch.randint(-2048, 2048, (64,), generator=gen), n_tokens=40,
+              k_msb_base=pb.k_msb_base, k_lsb_base=pb.k_lsb_base, v_base=pb.v_base,
+              msb_bits=8, lsb_bits=4, v_bits=8, score_mult=300, score_shift=20, v_topk=9)
+    return SpAttenCoreModel().run_job(job, mem)
+
+
+def test_scoreboard_compare_fires_on_each_field():
+    ref = _ref()
+    good = dict(expected_fields(ref), cycles=99)
+    assert compare_fields(good, ref) == []
+    for name in ("job_id", "status", "lsb_fetched", "max_prob_msb", "max_prob", "n_keys",
+                 "n_values", "beats"):
+        bad = dict(good, **{name: good[name] ^ 1})
+        assert [d[0] for d in compare_fields(bad, ref)] == [name]
+    out = list(good["out"])
+    out[17] += 1
+    diffs = compare_fields(dict(good, out=out), ref)
+    assert len(diffs) == 1 and diffs[0][0].startswith("out[17]")
+    assert diffs[0][1:] == (good["out"][17], out[17])
+
+
+def test_tiers_are_cumulative_and_valid():
+    tiers, reseeds = load_tiers()
+    smoke = {t.name for t in tiers["smoke"]}
+    full = {t.name for t in tiers["full"]}
+    assert smoke < full <= {t.name for t in tiers["nightly"]} and reseeds >= 1
+    assert {"fault_corrupt_result", "fault_drop_result", "fault_wrong_lsb",
+            "fault_wrong_topk"} <= smoke
+    plan = make_plan(tiers["smoke"], ["verilator"], 5)
+    assert len(plan) == len(tiers["smoke"]) and all(s == 5 for _, _, s in plan)
+    assert len(make_plan(tiers["smoke"][:1], None, None, reseeds=2)) == 2 * 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--channels", "3"], "channels=3"),
+    (["--dram", "DDR9"], "dram='DDR9'"),
+    (["--trace", "/no/such.safetensors"], "no such file"),
+    (["--test", "nope"], "not in tier smoke"),
+    (["--sequence", "nope"], "unknown ['nope']"),
+    (["--knob", "jobs"], "NAME=VALUE"),
+    (["--workload", "no-such-workload"], "no-such-workload"),
+    (["--trace", "smollm2_prose", "--steps", "99"], "outside"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
+    assert main(["sim", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_corrupt_trace_is_rejected_before_building(capsys, tmp_path):
+    bad = tmp_path / "t.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    assert main(["sim", "--trace", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err

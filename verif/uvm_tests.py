@@ -1,0 +1,148 @@
+"""The cocotb/pyuvm test module of the environment (`spatten-dv sim` runs it).
+
+`SpattenTest` builds the environment from the config knobs (verif/config.py), runs the named
+sequences in order on the descriptor agent's sequencer, waits for every result, and writes
+`<out>/summary.json`. `InjectedFaultTest` is the same with a deliberate fault (knob `inject`):
+it passes only if the scoreboard reports exactly that fault (expect_error=ScoreboardMismatch;
+any other outcome, including the fault going unseen, fails it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import pyuvm
+from pyuvm import ConfigDB, uvm_test
+
+from spatten_dv.models.dram.config import SystemConfig
+from spatten_dv.models.dram.ideal import IdealMemory
+from spatten_dv.models.dram.memory_system import MemorySystem
+from spatten_dv.models.dram.presets import TIMING_PRESETS
+from spatten_dv.models.memory import DramImage
+from spatten_dv.models.params import DEFAULT_PARAMS
+from spatten_dv.verif.axi_read_port import AxiReadPort
+from spatten_dv.verif.config import EnvConfig
+from spatten_dv.verif.core_bfm import CoreBfm
+from spatten_dv.verif.dram_target import DramTarget
+from spatten_dv.verif.env import SpattenEnv
+from spatten_dv.verif.fault_injector import FaultInjector
+from spatten_dv.verif.memory_alloc import PlaneAllocator
+from spatten_dv.verif.scoreboard import ScoreboardMismatch
+from spatten_dv.verif.sequences import SEQUENCES
+
+BEAT_BYTES = DEFAULT_PARAMS.bus_bytes
+SIM_TIMEOUT_S = 3600  # simulated seconds: far beyond any run; each job has its own timeout
+
+
+def dram_model(cfg: EnvConfig):
+    if cfg.dram == "ideal":
+        return IdealMemory(read_latency=cfg.ideal_latency), 64
+    preset = TIMING_PRESETS[cfg.dram]
+    sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels)
+    return MemorySystem(sysc), sysc.tx_bytes if hasattr(sysc, "tx_bytes") else 64
+
+
+class SpattenTest(uvm_test):
+    def build_phase(self):
+        self.t0 = time.monotonic()
+        cfg = EnvConfig.resolve(cocotb.plusargs)
+        # the run's seed as the user gives it (cocotb derives per-test seeds from it)
+        cfg.seed = int(os.environ.get("COCOTB_RANDOM_SEED", cocotb.RANDOM_SEED % (1 << 31)))
+        cfg.sources["seed"] = "COCOTB_RANDOM_SEED"
+        self.cfg = cfg
+        self.logger.info("seed %d (rerun with COCOTB_RANDOM_SEED=%d)", cfg.seed, cfg.seed)
+        cfg.log(self.logger)
+        unknown = [s for s in cfg.sequence_names() if s not in SEQUENCES]
+        if unknown or not cfg.sequence_names():
+            raise ValueError(f"sequences={cfg.sequences!r}: choose from {', '.join(SEQUENCES)}")
+        dut = cocotb.top
+        n_ch = len(dut.m_axi_arvalid)
+        if n_ch != cfg.channels:
+            raise ValueError(f"knob channels={cfg.channels} but the DUT was built with N_CH="
+                             f"{n_ch}")
+        params = DEFAULT_PARAMS
+        memory = DramImage()
+        self.bfm = CoreBfm(dut, params, cfg.period_ps, cfg.res_ready_prob, cfg.seed,
+                           timeout_ns=cfg.job_timeout_us * 1000)
+        model, tx_bytes = dram_model(cfg)
+        self.target = DramTarget(model, cfg.period_ps)
+        readback = None
+        if hasattr(dut, "dbg_req"):
+            from spatten_dv.verif.state_readback import StateReadbackBfm
+
+            readback = StateReadbackBfm(dut, params, timeout_ns=cfg.job_timeout_us * 1000)
+        elif cfg.state_check:
+            self.logger.warning("the DUT has no state readback port: state_check is off")
+            cfg.state_check = False
+        injector = FaultInjector(cfg.inject, []) if cfg.inject else None
+        db = ConfigDB()
+        for key, value in (("CFG", cfg), ("PARAMS", params), ("MEMORY", memory),
+                           ("CORE_BFM", self.bfm), ("STATE_BFM", readback),
+                           ("DRAM_TARGET", self.target), ("CLK", dut.clk),
+                           ("AXI_PORT", AxiReadPort(dut, "m_axi", cfg.channels)),
+                           ("TX_BYTES", tx_bytes), ("INJECTOR", injector),
+                           ("ALLOC", PlaneAllocator(memory, params)),
+                           ("LOGGER", self.logger)):
+            db.set(None, "*", key, value)
+        self.env = SpattenEnv("env", self)
+
+    async def run_phase(self):
+        self.raise_objection()
+        await self.bfm.start()
+        for agent in self.env.axi_agents:
+            agent.start()
+        await self.target.start(cocotb.top.clk)
+        seqr = self.env.desc_agent.seqr
+        for name in self.cfg.sequence_names():
+            seq = SEQUENCES[name](name)
+            self.logger.info("sequence %s: start", name)
+            await seq.start(seqr)
+            self.logger.info("sequence %s: %d jobs sent", name, seq.sent)
+        await self.bfm.wait_results(len(self.env.desc_agent.driver.sent_items))
+        self.drop_objection()
+
+    def extract_phase(self):
+        wall = time.monotonic() - self.t0
+        cycles = self.bfm.cycle()
+        sb, cov = self.env.scoreboard, self.env.coverage
+        summary = {
+            "seed": self.cfg.seed, "config": self.cfg.as_dict(),
+            "jobs": len(self.env.desc_agent.driver.sent_items),
+            "checked": sb.records if sb else 0,
+            "mismatches": len(sb.mismatches) if sb else 0,
+            "states_checked": sb.states_checked if sb else 0,
+            "sim_cycles": cycles, "wall_s": round(wall, 2),
+            "cycles_per_s": round(cycles / wall) if wall else 0,
+            "dram_reads": self.target.reads,
+            "dram_bytes": (sb.totals["beats"] * BEAT_BYTES) if sb else 0,
+            "totals": sb.totals if sb else {},
+        }
+        if cov is not None:
+            from cocotb_coverage.coverage import coverage_db
+
+            summary["functional_coverage"] = {
+                n: round(coverage_db[n].cover_percentage, 2)
+                for n in ("top", "top.job", "top.axi", "top.result", "top.state")
+                if n in coverage_db}
+        self.summary = summary
+        self.logger.info("summary: %d jobs, %d cycles, %.1f s, %d cycles/s, %d DRAM bytes, "
+                         "%d mismatch(es)", summary["jobs"], cycles, wall,
+                         summary["cycles_per_s"], summary["dram_bytes"],
+                         summary["mismatches"])
+        if self.cfg.out:
+            Path(self.cfg.out).mkdir(parents=True, exist_ok=True)
+            (Path(self.cfg.out) / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+@pyuvm.test(timeout_time=SIM_TIMEOUT_S, timeout_unit="sec")
+class SpattenSimTest(SpattenTest):
+    """The environment's test: sequences and knobs from the config."""
+
+
+@pyuvm.test(timeout_time=SIM_TIMEOUT_S, timeout_unit="sec", expect_error=ScoreboardMismatch)
+class InjectedFaultTest(SpattenTest):
+    """Passes only if the scoreboard reports the injected fault (knob inject) as its own."""
