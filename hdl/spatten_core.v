@@ -4,7 +4,10 @@
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 984 bits at the
 // defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1155 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
-// IDLE; res_valid holds the result until res_ready.
+// IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
+// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
+// desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan with scan_all = 1 and
+// streams 32-entry chunks (importance + kept bit), then waits for dbg_req low (S_DBG_*).
 //
 // Job flow (one FSM, sequential phases):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
@@ -202,10 +205,12 @@ module spatten_core #(
     // state readback (section 10): the scan runs with scan_all = 1 and the dbg_* arguments
     wire dbg_scan = (state == S_DBG_SCAN);
     wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
-    wire ps_scan_heads = dbg_scan ? dbg_heads : (pr_mode == 2'd0);
+    reg         dbg_h;         // dbg_heads / dbg_n sampled at the request edge
+    reg  [10:0] dbg_nq;
+    wire ps_scan_heads = dbg_scan ? dbg_h : (pr_mode == 2'd0);
     wire ps_prune_heads = (pr_mode == 2'd0);
     wire [10:0] ps_pr_n = (pr_mode == 2'd0) ? {5'd0, d_n_heads} : d_n_tokens;
-    wire [10:0] ps_n = dbg_scan ? dbg_n : ps_pr_n;
+    wire [10:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
     wire ps_prune_begin = (state == S_PR_BEGIN);
     wire [10:0] keep_n = (pr_mode == 2'd0) ? {5'd0, d_head_keep} : d_tok_keep;
 
@@ -377,7 +382,7 @@ module spatten_core #(
     reg [31:0]      dbg_win_kept;
     reg             dbg_win_last;
     wire [4:0]      dbg_pos = ps_scan_idx[4:0];
-    wire            dbg_entry_kept = dbg_heads ? ps_head_map[ps_scan_idx[HB-1:0]] : ps_tok_kept;
+    wire            dbg_entry_kept = dbg_h ? ps_head_map[ps_scan_idx[HB-1:0]] : ps_tok_kept;
     wire            dbg_take = (state == S_DBG_COL) && ps_scan_valid;
     assign ps_scan_ready = (state == S_PR_COLLECT) || (state == S_DBG_COL);
     assign dbg_valid = (state == S_DBG_OUT);
@@ -423,6 +428,7 @@ module spatten_core #(
             clr_pipe <= 1'b0; tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
             f_start <= 1'b0; f_base <= 32'd0; f_stride <= 2'd0; sm_start <= 1'b0;
             s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_prob <= 16'd0; s_pos <= 11'd0;
+            dbg_h <= 1'b0; dbg_nq <= 11'd0;
         end else begin
             tk_start <= 1'b0;
             f_start <= 1'b0;
@@ -454,6 +460,8 @@ module spatten_core #(
             end
             case (state)
                 S_IDLE: if (dbg_req) begin
+                    dbg_h <= dbg_heads;
+                    dbg_nq <= dbg_n;
                     state <= S_DBG_SCAN;
                 end else if (desc_valid) begin
                     desc <= desc_data;
