@@ -4,7 +4,10 @@
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 984 bits at the
 // defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1155 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
-// IDLE; res_valid holds the result until res_ready.
+// IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
+// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
+// desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan with scan_all = 1 and
+// streams 32-entry chunks (importance + kept bit), then waits for dbg_req low (S_DBG_*).
 //
 // Job flow (one FSM, sequential phases):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
@@ -60,7 +63,16 @@ module spatten_core #(
     output wire [N_CH-1:0]      m_axi_rready,
     input  wire [N_CH*AXI_DW-1:0] m_axi_rdata,
     input  wire [N_CH*2-1:0]    m_axi_rresp,
-    input  wire [N_CH-1:0]      m_axi_rlast
+    input  wire [N_CH-1:0]      m_axi_rlast,
+    // state readback (docs/architecture.md section 10)
+    input  wire                 dbg_req,
+    input  wire                 dbg_heads,
+    input  wire [$clog2(L_MAX+1)-1:0] dbg_n,
+    output wire                 dbg_valid,
+    input  wire                 dbg_ready,
+    output wire [32*32-1:0]     dbg_imp,
+    output wire [31:0]          dbg_kept,
+    output wire                 dbg_last
 );
     localparam integer LB = $clog2(L_MAX);
     localparam integer TB = $clog2(L_MAX + 1);
@@ -71,7 +83,9 @@ module spatten_core #(
                      S_PR_COLLECT = 5'd4, S_PR_BEGIN = 5'd5, S_PR_WIN = 5'd6,
                      S_HEADCHK = 5'd7, S_PASS_START = 5'd8, S_PASS = 5'd9,
                      S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_V = 5'd12,
-                     S_ACC_T = 5'd13, S_ACC_H = 5'd14, S_RESULT = 5'd15, S_NEXT = 5'd16;
+                     S_ACC_T = 5'd13, S_ACC_H = 5'd14, S_RESULT = 5'd15, S_NEXT = 5'd16,
+                     S_DBG_SCAN = 5'd17, S_DBG_COL = 5'd18, S_DBG_OUT = 5'd19,
+                     S_DBG_END = 5'd20;
 
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
@@ -176,7 +190,7 @@ module spatten_core #(
     // pass monitor, softmax statistics other than max_prob, busy flags, *_last flags) are left
     // unconnected in effect: waived for the instance wires declared from here to the pv section.
     /* verilator lint_off UNUSEDSIGNAL */
-    wire        ps_op_ready;
+    wire        ps_op_ready, ps_scan_ready;
     wire        ps_scan_valid, ps_scan_last, ps_scan_done, ps_win_ready;
     wire [LB-1:0] ps_scan_idx;
     wire [31:0] ps_scan_imp;
@@ -188,9 +202,15 @@ module spatten_core #(
 
     wire ps_clear_t = (state == S_CLR) && d_clr_tok;
     wire ps_clear_h = (state == S_CLR) && d_clr_head;
-    wire ps_scan_start = (state == S_PR_SCAN);
-    wire ps_scan_heads = (pr_mode == 2'd0);
-    wire [10:0] ps_n = (pr_mode == 2'd0) ? {5'd0, d_n_heads} : d_n_tokens;
+    // state readback (section 10): the scan runs with scan_all = 1 and the dbg_* arguments
+    wire dbg_scan = (state == S_DBG_SCAN);
+    wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
+    reg         dbg_h;         // dbg_heads / dbg_n sampled at the request edge
+    reg  [10:0] dbg_nq;
+    wire ps_scan_heads = dbg_scan ? dbg_h : (pr_mode == 2'd0);
+    wire ps_prune_heads = (pr_mode == 2'd0);
+    wire [10:0] ps_pr_n = (pr_mode == 2'd0) ? {5'd0, d_n_heads} : d_n_tokens;
+    wire [10:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
     wire ps_prune_begin = (state == S_PR_BEGIN);
     wire [10:0] keep_n = (pr_mode == 2'd0) ? {5'd0, d_head_keep} : d_tok_keep;
 
@@ -230,20 +250,20 @@ module spatten_core #(
     spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX)) u_prune (
         .clk(clk), .rst_n(rst_n),
         .op_ready(ps_op_ready), .clear_tokens(ps_clear_t), .clear_heads(ps_clear_h),
-        .scan_start(ps_scan_start), .scan_heads(ps_scan_heads), .scan_all(1'b0),
-        .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_scan_heads),
-        .prune_n(ps_n),
+        .scan_start(ps_scan_start), .scan_heads(ps_scan_heads), .scan_all(dbg_scan),
+        .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
+        .prune_n(ps_pr_n),
         .tacc_valid(ps_tacc_valid), .tacc_ready(ps_tacc_ready),
         .tacc_idx(klist[op[LB-1:0]]), .tacc_prob(pbuf[op[LB-1:0]]),
         .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(d_head_id[HB-1:0]),
         .hacc_val(r_abs),
-        .scan_valid(ps_scan_valid), .scan_ready(state == S_PR_COLLECT), .scan_idx(ps_scan_idx),
+        .scan_valid(ps_scan_valid), .scan_ready(ps_scan_ready), .scan_idx(ps_scan_idx),
         .scan_imp(ps_scan_imp), .scan_last(ps_scan_last), .scan_done(ps_scan_done),
         .scan_count(ps_scan_count),
         .win_valid(ps_win_valid), .win_ready(ps_win_ready), .win_idx(ps_win_idx),
         .win_last(tk_out_last), .prune_end(1'b0),
         .rd_head_id(d_head_id[HB-1:0]), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
-        .rd_token_idx({LB{1'b0}}), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
+        .rd_token_idx(ps_scan_idx), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
     );
 
     // ------------------------------------------------------------------ fetcher
@@ -353,8 +373,39 @@ module spatten_core #(
 
     assign down_ready = (pass == 2'd2) ? pv_in_ready : dp_in_ready;
 
+    // ------------------------------------------------------------------ state readback
+    // S_DBG_SCAN: scan request (scan_all) until taken; S_DBG_COL: scan entries are written into
+    // the 32-entry window (position = index mod 32) until the entry with index mod 32 = 31 or
+    // the scan's last entry (an empty scan: its scan_done); S_DBG_OUT: the window is presented
+    // on dbg_* until dbg_ready, then cleared; S_DBG_END: wait for dbg_req low.
+    reg [32*32-1:0] dbg_win_imp;
+    reg [31:0]      dbg_win_kept;
+    reg             dbg_win_last;
+    wire [4:0]      dbg_pos = ps_scan_idx[4:0];
+    wire            dbg_entry_kept = dbg_h ? ps_head_map[ps_scan_idx[HB-1:0]] : ps_tok_kept;
+    wire            dbg_take = (state == S_DBG_COL) && ps_scan_valid;
+    assign ps_scan_ready = (state == S_PR_COLLECT) || (state == S_DBG_COL);
+    assign dbg_valid = (state == S_DBG_OUT);
+    assign dbg_imp   = dbg_win_imp;
+    assign dbg_kept  = dbg_win_kept;
+    assign dbg_last  = dbg_win_last;
+
+    always @(posedge clk) begin
+        if (!rst_n || (dbg_valid && dbg_ready)) begin
+            dbg_win_imp  <= {32*32{1'b0}};
+            dbg_win_kept <= 32'd0;
+            dbg_win_last <= 1'b0;
+        end else if (dbg_take) begin
+            dbg_win_imp[{dbg_pos, 5'd0} +: 32] <= ps_scan_imp;
+            dbg_win_kept[dbg_pos] <= dbg_entry_kept;
+            dbg_win_last <= ps_scan_last;
+        end else if (state == S_DBG_COL && ps_scan_done) begin
+            dbg_win_last <= 1'b1;  // empty scan (n = 0): one all-zero chunk
+        end
+    end
+
     // ------------------------------------------------------------------ result
-    assign desc_ready = (state == S_IDLE);
+    assign desc_ready = (state == S_IDLE) && !dbg_req;
     assign res_valid = (state == S_RESULT);
     assign res_data = {r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb, r_lsb_fetched,
                        r_status, d_job_id};
@@ -377,6 +428,7 @@ module spatten_core #(
             clr_pipe <= 1'b0; tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
             f_start <= 1'b0; f_base <= 32'd0; f_stride <= 2'd0; sm_start <= 1'b0;
             s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_prob <= 16'd0; s_pos <= 11'd0;
+            dbg_h <= 1'b0; dbg_nq <= 11'd0;
         end else begin
             tk_start <= 1'b0;
             f_start <= 1'b0;
@@ -407,7 +459,11 @@ module spatten_core #(
                 end
             end
             case (state)
-                S_IDLE: if (desc_valid) begin
+                S_IDLE: if (dbg_req) begin
+                    dbg_h <= dbg_heads;
+                    dbg_nq <= dbg_n;
+                    state <= S_DBG_SCAN;
+                end else if (desc_valid) begin
                     desc <= desc_data;
                     cyc <= 32'd1;
                     state <= S_CHECK;
@@ -548,6 +604,13 @@ module spatten_core #(
                     state <= S_RESULT;
                 end
                 S_RESULT: if (res_ready) state <= S_IDLE;
+                S_DBG_SCAN: if (ps_op_ready) state <= S_DBG_COL;
+                S_DBG_COL: begin
+                    if ((dbg_take && (dbg_pos == 5'd31 || ps_scan_last)) || ps_scan_done)
+                        state <= S_DBG_OUT;
+                end
+                S_DBG_OUT: if (dbg_ready) state <= dbg_win_last ? S_DBG_END : S_DBG_COL;
+                S_DBG_END: if (!dbg_req) state <= S_IDLE;
                 default: state <= S_IDLE;
             endcase
         end

@@ -82,6 +82,15 @@ class SpAttenCoreModel:
         self.head_kept[:n_heads] = False
         self.head_kept[winners] = True
 
+    # ------------------------------------------------------------------ state readback
+    def state_view(self, heads: bool, n: int) -> tuple[list[int], list[int]]:
+        """(importance, kept as 0/1) of entries 0..n-1: what the core's state readback returns
+        (docs/architecture.md section 10). n is clamped to max_heads (heads) or max_tokens."""
+        imp, kept = ((self.head_importance, self.head_kept) if heads
+                     else (self.token_importance, self.token_kept))
+        n = max(0, min(n, imp.numel()))
+        return [int(x) for x in imp[:n].tolist()], [int(x) for x in kept[:n].tolist()]
+
     # ------------------------------------------------------------------ memory access
     def _fetch(self, memory: DramImage, base: int, tokens: torch.Tensor, width: int,
                signed: bool) -> torch.Tensor:

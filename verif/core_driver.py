@@ -31,6 +31,10 @@ class CoreDriver:
         dut.desc_valid.value = 0
         dut.desc_data.value = 0
         dut.res_ready.value = 0
+        dut.dbg_req.value = 0
+        dut.dbg_heads.value = 0
+        dut.dbg_n.value = 0
+        dut.dbg_ready.value = 0
         for _ in range(3):
             await RisingEdge(dut.clk)
         dut.rst_n.value = 1

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+
+from spatten_dv.sim import CORE_MODULES, hdl_sources, run_cocotb
+
+SOURCES = list(CORE_MODULES)
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("n_ch", [1, 4])
+def test_core_readback(simulator, n_ch):
+    run_cocotb(
+        toplevel="spatten_core",
+        sources=hdl_sources(*SOURCES),
+        test_module="cocotb_core_readback",
+        testcase="readback_jobs",
+        simulator=simulator,
+        parameters={"N_CH": n_ch} if n_ch != 1 else None,
+        extra_env={"CORE_N_CH": str(n_ch)},
+        test_dir=Path(__file__).parent,
+    )
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_core_readback_saturation(simulator):
+    run_cocotb(
+        toplevel="spatten_core",
+        sources=hdl_sources(*SOURCES),
+        test_module="cocotb_core_readback",
+        testcase="readback_saturation",
+        simulator=simulator,
+        test_dir=Path(__file__).parent,
+    )
