@@ -16,8 +16,8 @@ from spatten_dv import __version__
 from spatten_dv.errors import UserError
 
 # Module names under spatten_dv.commands, in the order `--help` lists them.
-COMMAND_MODULES = ("doctor", "lint", "gen_rom", "trace", "capture", "workload", "sim", "chat",
-                   "accuracy", "dram", "synth")
+COMMAND_MODULES = ("doctor", "lint", "gen_rom", "trace", "capture", "workload", "sim",
+                   "coverage", "chat", "accuracy", "dram", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,13 +88,19 @@ def load_tiers(path: Path = TIERS_FILE) -> tuple[dict[str, list[TestSpec]], int]
                             or {}), test=t.get("test", "SpattenSimTest"),
                             simulators=tuple(t.get("simulators", ("verilator", "icarus"))),
                             tier=tier)
+            parts = [spec]
+            if t.get("split_steps"):  # one test per decode step (the state clears each step)
+                parts = [TestSpec(name=f"{spec.name}.s{k}", sequences=spec.sequences,
+                                  knobs=dict(spec.knobs, steps=str(k)), test=spec.test,
+                                  simulators=spec.simulators, tier=tier)
+                         for k in range(int(t["split_steps"]))]
             bad_seq = [s for s in spec.sequences.split(",") if s.strip() not in SEQUENCES]
             bad_knob = sorted(set(spec.knobs) - knob_names)
             if spec.name in seen or bad_seq or bad_knob or spec.test not in TEST_CLASSES:
                 raise UserError(f"{path}: test {spec.name!r}: duplicate name, unknown "
                                 f"sequence {bad_seq}, knob {bad_knob} or test {spec.test!r}")
             seen.add(spec.name)
-            acc.append(spec)
+            acc.extend(parts)
         tiers[tier] = list(acc)
     return tiers, reseeds
 
@@ -119,7 +125,9 @@ def _progress(folder: Path, label: str, stop: threading.Event) -> None:
 
 def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool = False,
             coverage: bool = False, knobs: dict | None = None,
-            progress: bool = True) -> TestResult:
+            progress: bool = True, hdl_dir: Path | None = None,
+            build_tag: str = "") -> TestResult:
+    """Run one test; `hdl_dir` + `build_tag` run it on other RTL sources (e.g. a mutant)."""
     folder = out / f"{spec.name}-{simulator}-s{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("jobs.jsonl", "summary.json", "func_cov.xml", "coverage.dat"):
@@ -134,12 +142,13 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     t0 = time.monotonic()
     failure = ""
     try:
-        run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES),
+        run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES, hdl_dir=hdl_dir),
                    test_module="spatten_dv.verif.uvm_tests", testcase=spec.test,
                    simulator=simulator, parameters={"N_CH": spec.channels},
                    extra_env={"SPATTEN_ENV": json.dumps(env_spec)}, seed=seed, waves=waves,
                    work_dir=folder,
-                   extra_build_args=COVERAGE_BUILD_ARGS if coverage else ())
+                   extra_build_args=COVERAGE_BUILD_ARGS if coverage else (),
+                   build_tag=build_tag)
         passed = True
     except SimulationFailed as exc:
         passed, failure = False, str(exc)
@@ -192,22 +201,37 @@ def write_reports(results: list[TestResult], out: Path) -> None:
 
 def run_tests(plan: list[tuple[TestSpec, str, int]], out: Path, *, waves: bool = False,
               coverage: bool = False, knobs: dict | None = None,
-              per_step: bool = False) -> list[TestResult]:
+              per_step: bool = False, jobs: int = 1) -> list[TestResult]:
+    """Run the plan (`jobs` test runs at a time, each its own process); report as they end."""
     out.mkdir(parents=True, exist_ok=True)
     results: list[TestResult] = []
-    print(f"sim: {len(plan)} test run(s); results in {out}/ (junit.xml, regression.json)",
-          flush=True)
-    for i, (spec, sim, seed) in enumerate(plan):
-        print(f"[{i + 1}/{len(plan)}] {spec.name} on {sim}, seed {seed} ...", flush=True)
-        r = run_one(spec, sim, seed, out, waves=waves, coverage=coverage, knobs=knobs)
+    print(f"sim: {len(plan)} test run(s), {jobs} at a time; results in {out}/ (junit.xml, "
+          f"regression.json)", flush=True)
+
+    def finished(r: TestResult) -> None:
         results.append(r)
         write_reports(results, out)
-        print(_line(r), flush=True)
+        print(f"[{len(results)}/{len(plan)}] " + _line(r), flush=True)
         if per_step:
             for line in step_table(r.folder):
                 print(line, flush=True)
         if not r.passed:
             print(f"      {r.failure}\n      log: {r.folder}", flush=True)
+
+    if jobs <= 1:
+        for spec, sim, seed in plan:
+            print(f"... {spec.name} on {sim}, seed {seed}", flush=True)
+            finished(run_one(spec, sim, seed, out, waves=waves, coverage=coverage,
+                             knobs=knobs))
+        return results
+    # Runs that share a build wait on its lock while the first of them builds it.
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_one, spec, sim, seed, out, waves=waves, coverage=coverage,
+                               knobs=knobs, progress=False) for spec, sim, seed in plan]
+        for fut in as_completed(futures):
+            finished(fut.result())
     return results
 
 

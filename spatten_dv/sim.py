@@ -40,9 +40,10 @@ CORE_MODULES = (
 )
 
 
-def hdl_sources(*names: str) -> list[Path]:
-    """Paths of `hdl/<name>.v`, checked to exist."""
-    paths = [HDL_DIR / (n if n.endswith(".v") else f"{n}.v") for n in names]
+def hdl_sources(*names: str, hdl_dir: Path | None = None) -> list[Path]:
+    """Paths of `hdl/<name>.v` (or of `<hdl_dir>/<name>.v`, e.g. a mutant), checked to exist."""
+    folder = Path(hdl_dir) if hdl_dir else HDL_DIR
+    paths = [folder / (n if n.endswith(".v") else f"{n}.v") for n in names]
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"HDL source not found: {p}")
@@ -78,14 +79,15 @@ def run_cocotb(
     test_dir: Path | None = None,
     work_dir: Path | None = None,
     extra_build_args: Sequence[str] = (),
+    build_tag: str = "",
 ) -> Path:
     """Build `toplevel` from `sources` and run `test_module` on `simulator`.
 
     `test_module` is a dotted module name importable from `test_dir` (default: the tests/
     folder of the repo). `work_dir` (default: the build folder) is where the simulation runs
     and writes its log, results XML and any coverage.dat; `extra_build_args` go to the
-    simulator's build (and make a build of their own). Returns the results XML path; raises
-    SimulationFailed on failure.
+    simulator's build (and make a build of their own), as does a `build_tag`. Returns the
+    results XML path; raises SimulationFailed on failure.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -97,9 +99,12 @@ def run_cocotb(
     waves = bool(int(os.environ.get("WAVES", "0"))) if waves is None else waves
     seed = int(os.environ.get("COCOTB_RANDOM_SEED", random.randrange(1 << 31))) if seed is None \
         else seed
-    build_dir = _build_dir(toplevel, simulator, dict(parameters, _args=list(extra_build_args)),
-                           waves) if extra_build_args else \
-        _build_dir(toplevel, simulator, parameters, waves)
+    key = dict(parameters)
+    if extra_build_args:
+        key["_args"] = list(extra_build_args)
+    if build_tag:  # e.g. a mutant's sources: a build of its own
+        key["_tag"] = build_tag
+    build_dir = _build_dir(toplevel, simulator, key, waves)
     runner = get_runner(simulator)
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     if simulator == "verilator" and waves:

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tier", choices=("smoke", "full", "nightly"), default=None,
                    help="tests of this tier from ci/tiers.yaml (default smoke)")
     p.add_argument("--test", action="append", default=[], metavar="NAME",
-                   help="only this test of the tier list (repeatable)")
+                   help="only this test of the tier list (repeatable; a split test's name, "
+                   "e.g. trace_prose, selects all its parts)")
     p.add_argument("--sequence", metavar="S[,S...]",
                    help="an ad-hoc test running these sequences (see --list)")
     p.add_argument("--trace", type=Path, metavar="FILE",
@@ -48,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="results folder (default build/sim)")
     p.add_argument("--waves", action="store_true", default=os.environ.get("WAVES") == "1",
                    help="write waveforms (also WAVES=1)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="test runs at a time, each its own simulator process (default 1)")
     p.add_argument("--list", action="store_true", help="list tiers, tests and sequences")
     p.set_defaults(func=run)
 
@@ -123,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
         tier = args.tier or "smoke"
         specs = tiers[tier]
         if args.test:
-            names = {t.name for t in specs}
-            bad = [n for n in args.test if n not in names]
+            def chosen(name: str, wanted: str) -> bool:  # trace_prose = trace_prose.s0..s7
+                return name == wanted or name.startswith(wanted + ".")
+
+            bad = [w for w in args.test if not any(chosen(t.name, w) for t in specs)]
             if bad:
                 raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
-                                f"{', '.join(sorted(names))}")
-            specs = [t for t in specs if t.name in args.test]
+                                f"{', '.join(sorted(t.name for t in specs))}")
+            specs = [t for t in specs if any(chosen(t.name, w) for w in args.test)]
     _check_inputs(knobs, specs)
     sims = ["verilator", "icarus"] if args.simulator == "both" else [args.simulator]
     plan = make_plan(specs, sims, args.seed,
@@ -139,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {args.out}: {exc.strerror or exc}") from None
-    results = run_tests(plan, args.out, waves=args.waves, knobs=knobs,
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    results = run_tests(plan, args.out, waves=args.waves, knobs=knobs, jobs=args.jobs,
                         per_step=adhoc is not None and "replay" in adhoc)
     failed = [r for r in results if not r.passed]
     print(f"sim: {len(results) - len(failed)} passed, {len(failed)} failed")
