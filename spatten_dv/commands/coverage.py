@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tests of this tier from ci/tiers.yaml (default smoke)")
     p.add_argument("--test", action="append", default=[], metavar="NAME",
                    help="only this test of the tier list (repeatable)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="test runs at a time (default 1)")
     p.add_argument("--seed", type=int, help="seed of every test run (default: random, printed)")
     p.add_argument("--out", type=Path, default=None,
                    help="reports (and, when running, results) folder (default build/coverage; "
@@ -43,12 +44,14 @@ def _plan(args):
     tier = args.tier or "smoke"
     specs = tiers[tier]
     if args.test:
-        names = {t.name for t in specs}
-        bad = [n for n in args.test if n not in names]
+        def chosen(name: str, wanted: str) -> bool:  # trace_prose = trace_prose.s0..s7
+            return name == wanted or name.startswith(wanted + ".")
+
+        bad = [w for w in args.test if not any(chosen(t.name, w) for t in specs)]
         if bad:
             raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
-                            f"{', '.join(sorted(names))}")
-        specs = [t for t in specs if t.name in args.test]
+                            f"{', '.join(sorted(t.name for t in specs))}")
+        specs = [t for t in specs if any(chosen(t.name, w) for w in args.test)]
     plan = make_plan(specs, ["verilator"], args.seed,
                      reseeds if tier == "nightly" and args.seed is None else 0)
     if not plan:
@@ -78,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create {out}: {exc.strerror or exc}") from None
-        run_tests(plan, out, coverage=True)
+        if args.jobs < 1:
+            raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+        run_tests(plan, out, coverage=True, jobs=args.jobs)
     rep = cr.build_report(src, out)
     print("\n".join(cr.summary_lines(rep)))
     shown = [p for p in rep.outputs if p.name in ("index.html", "functional.html",

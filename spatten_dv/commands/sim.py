@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="results folder (default build/sim)")
     p.add_argument("--waves", action="store_true", default=os.environ.get("WAVES") == "1",
                    help="write waveforms (also WAVES=1)")
+    p.add_argument("--code-coverage", action="store_true",
+                   help="Verilator builds with line + toggle coverage (coverage.dat per test; "
+                   "report with spatten-dv coverage --from OUT)")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="test runs at a time, each its own simulator process (default 1)")
     p.add_argument("--list", action="store_true", help="list tiers, tests and sequences")
@@ -146,7 +149,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot create {args.out}: {exc.strerror or exc}") from None
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.code_coverage and sims != ["verilator"]:
+        raise UserError("--code-coverage needs --simulator verilator")
     results = run_tests(plan, args.out, waves=args.waves, knobs=knobs, jobs=args.jobs,
+                        coverage=args.code_coverage,
                         per_step=adhoc is not None and "replay" in adhoc)
     failed = [r for r in results if not r.passed]
     print(f"sim: {len(results) - len(failed)} passed, {len(failed)} failed")
