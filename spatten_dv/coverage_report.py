@@ -401,7 +401,9 @@ def testplan_status(testplan: list[dict], runs: list[dict],
     for tp in testplan:
         tests = []
         for name in tp["tests"]:
-            mine = [r for r in runs if r.get("test") == name]
+            # a test split into parts (trace_prose -> trace_prose.s0 ...) counts all its parts
+            mine = [r for r in runs if r.get("test") == name
+                    or str(r.get("test", "")).startswith(name + ".")]
             tests.append({"test": name, "runs": [{"simulator": r.get("simulator"),
                                                    "seed": r.get("seed"),
                                                    "passed": r.get("passed")} for r in mine]})

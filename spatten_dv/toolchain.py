@@ -123,11 +123,20 @@ def check_python_package(name: str, import_name: str | None = None, advice: str 
     return ToolStatus(name, True, version, where)
 
 
+def check_lcov() -> ToolStatus:
+    """lcov's genhtml renders the code-coverage HTML of `spatten-dv coverage`."""
+    exe = shutil.which("genhtml")
+    if exe is None:
+        return ToolStatus("lcov", False, "-", "-", "apt-get install lcov (coverage HTML)")
+    return ToolStatus("lcov", True, "genhtml", exe)
+
+
 def check_all() -> list[ToolStatus]:
     return [
         check_verilator(),
         check_icarus(),
         check_yosys(),
+        check_lcov(),
         check_python_package("cocotb", advice="pip install 'cocotb>=2,<3'"),
         check_python_package("pyuvm"),
         check_python_package("torch", advice="pip install torch==2.13.0 (CPU wheel)"),

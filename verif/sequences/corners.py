@@ -43,15 +43,15 @@ class CornersSeq(JobSequence):
                     await self.send(Job(**self.head(40, (msb, lsb, vb)),
                                         requant_thresh=0xFFFF if lsb else 0),
                                     f"widths {msb}/{lsb}/{vb}")
-        # all heads pruned but one
-        H = 8
+        # all heads pruned but one (of every head the state tracks)
+        H = p.max_heads
         for h in range(H):
-            await self.send(Job(**self.head(32), head_id=h, n_heads=H, acc_heads=True,
+            await self.send(Job(**self.head(8), head_id=h, n_heads=H, acc_heads=True,
                                 clear_heads=h == 0), f"heads: accumulate head {h}")
         await self.send(Job(**self.head(32), head_id=0, n_heads=H, head_keep=1),
-                        "heads: keep 1 of 8")
+                        f"heads: keep 1 of {H}")
         for h in range(H):
-            await self.send(Job(**self.head(32), head_id=h, n_heads=H), f"heads: job on {h}")
+            await self.send(Job(**self.head(8), head_id=h, n_heads=H), f"heads: job on {h}")
         await self.send(Job(**self.head(16), clear_heads=True), "heads: clear")
         # tokens pruned to one, then n_tokens below it
         await self.send(Job(**self.head(100), clear_tokens=True, acc_tokens=True),

@@ -39,15 +39,19 @@ class ErrorsSeq(CornersSeq):
             # state flags on: an invalid job must not change the state (the readback checks)
             await self.send(Job(**dict(base, **change), acc_tokens=True, acc_heads=True,
                                 token_keep=5, head_keep=1), label)
-        # AXI errors in each plane; the LSB plane only in an LSB pass
+        # AXI errors in each plane (the LSB plane only in an LSB pass), over every n_tokens bin
+        sizes = (1, 20, 100, 300, 700, p.max_tokens)
+        planes = ("k_msb_base", "k_lsb_base", "v_base")
         for resp, rname in ((SLVERR, "SLVERR"), (DECERR, "DECERR")):
-            for plane in ("k_msb_base", "k_lsb_base", "v_base"):
-                h = self.head(200, (8, 4, 8), private=True)
+            for i, n in enumerate(sizes):
+                plane = planes[i % 3]
+                h = self.head(n, (8, 4, 8), private=True)
                 stride = p.plane_stride({"k_msb_base": 8, "k_lsb_base": 4, "v_base": 8}[plane])
-                tok = self.rng.randrange(200)
+                tok = self.rng.randrange(n)
                 self.memory.add_error_range(h[plane] + stride * tok,
                                             h[plane] + stride * (tok + 1), resp)
                 await self.send(Job(**h, requant_thresh=0xFFFF, acc_tokens=True,
-                                    acc_heads=True), f"AXI {rname} in {plane[:-5]} token {tok}")
+                                    acc_heads=True),
+                                f"AXI {rname} in {plane[:-5]} token {tok} of {n}")
                 await self.send(Job(**self.head(64, (8, 4, 8)), requant_thresh=0xFFFF,
                                     acc_tokens=True), f"after AXI {rname}")
