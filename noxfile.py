@@ -31,6 +31,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def mutate(session: nox.Session) -> None:
+    """RTL mutation campaign against environment tests: mutation score (docs/mutation.md)."""
+    _install(session)
+    session.run("spatten-dv", "mutate", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff on Python; Verilator -Wall and Icarus -g2005 on every file in hdl/."""
     _install(session)

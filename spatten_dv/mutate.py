@@ -684,7 +684,8 @@ def _lint(folder: Path) -> str:
     if out.returncode == 0:
         return ""
     errs = [ln for ln in out.stderr.splitlines() if ln.startswith("%Error")]
-    return (errs[0] if errs else out.stderr.strip().splitlines()[-1:] or ["lint failed"])[0][:300]
+    tail = out.stderr.strip().splitlines()
+    return (errs[0] if errs else tail[-1] if tail else "verilator lint failed")[:300]
 
 
 def run_mutant(job: dict) -> dict:

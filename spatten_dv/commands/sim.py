@@ -84,22 +84,26 @@ def _check_inputs(knobs: dict, specs) -> None:
             EnvConfig.resolve(environ={}, spec=dict(merged, sequences=spec.sequences))
         except ConfigError as exc:
             raise UserError(f"test {spec.name}: {exc}") from None
-        if "trace" in merged and ("trace_replay" in spec.sequences
-                                  or "workload_replay" in spec.sequences):
-            from spatten_dv.traces.loader import load_trace
-            from spatten_dv.verif.sequences.trace_replay import resolve_trace
+        from spatten_dv.traces.loader import load_trace
+        from spatten_dv.traces.workload import load_workload, parse_selection, resolve_workload
+        from spatten_dv.verif.sequences.trace_replay import resolve_trace, select
 
-            load_trace(resolve_trace(str(merged["trace"])))  # TraceError is a UserError
+        if "trace_replay" in spec.sequences or "workload_replay" in spec.sequences:
+            tr = load_trace(resolve_trace(str(merged.get("trace", "smollm2_prose"))))
+            if "trace_replay" in spec.sequences:  # selections within the trace's range
+                m = tr.meta
+                for what, count in (("steps", m.n_steps), ("layers", m.n_layers),
+                                    ("heads", m.n_heads)):
+                    select(str(merged.get(what, "")), count, what)
         if "workload_replay" in spec.sequences:
-            from spatten_dv.traces.workload import load_workload, resolve_workload
-
-            load_workload(resolve_workload(merged.get("workload",
-                                                      "summary-gpt2-small-wikitext2-per8")))
-        for what in ("steps", "layers", "heads"):
-            if what in merged:
-                from spatten_dv.traces.workload import parse_selection
-
-                parse_selection(str(merged[what]) or None, what)
+            wl = load_workload(resolve_workload(merged.get("workload",
+                                                           "summary-gpt2-small-wikitext2-per8")))
+            steps = parse_selection(str(merged.get("steps", "")) or None, "steps")
+            layers = parse_selection(str(merged.get("layers", "")) or None, "layers")
+            if not any((steps is None or r.step in steps) and (layers is None or r.layer in layers)
+                       for r in wl.rows):
+                raise UserError(f"{wl.path}: --steps {merged.get('steps', 'all')} --layers "
+                                f"{merged.get('layers', 'all')} match no row")
 
 
 def run(args: argparse.Namespace) -> int:

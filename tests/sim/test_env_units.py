@@ -104,6 +104,13 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
 
 def test_corrupt_trace_is_rejected_before_building(capsys, tmp_path):
     bad = tmp_path / "t.safetensors"
-    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    bad.write_bytes(b"\x0a\x00\x00\x00\x00\x00\x00\x00{not json}")
     assert main(["sim", "--trace", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_workload_selection_matching_no_row_is_rejected(capsys, tmp_path):
+    argv = ["sim", "--workload", "summary-gpt2-small-wikitext2-per8", "--steps", "99",
+            "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "match no row" in capsys.readouterr().err
