@@ -34,6 +34,8 @@ COVERAGE_BUILD_ARGS = ("--coverage-line", "--coverage-toggle")
 
 @dataclass
 class TestSpec:
+    __test__ = False  # not a pytest test class
+
     name: str
     sequences: str
     knobs: dict = field(default_factory=dict)
@@ -48,6 +50,8 @@ class TestSpec:
 
 @dataclass
 class TestResult:
+    __test__ = False
+
     spec: TestSpec
     simulator: str
     seed: int
