@@ -390,18 +390,28 @@ module spatten_core #(
     assign dbg_kept  = dbg_win_kept;
     assign dbg_last  = dbg_win_last;
 
-    always @(posedge clk) begin
-        if (!rst_n || (dbg_valid && dbg_ready)) begin
-            dbg_win_imp  <= {32*32{1'b0}};
-            dbg_win_kept <= 32'd0;
-            dbg_win_last <= 1'b0;
-        end else if (dbg_take) begin
-            dbg_win_imp[{dbg_pos, 5'd0} +: 32] <= ps_scan_imp;
-            dbg_win_kept[dbg_pos] <= dbg_entry_kept;
-            dbg_win_last <= ps_scan_last;
-        end else if (state == S_DBG_COL && ps_scan_done) begin
-            dbg_win_last <= 1'b1;  // empty scan (n = 0): one all-zero chunk
+    wire dbg_clr = !rst_n || (dbg_valid && dbg_ready);
+    genvar gw;
+    generate
+        for (gw = 0; gw < 32; gw = gw + 1) begin : g_dbg_win
+            always @(posedge clk) begin
+                if (dbg_clr) begin
+                    dbg_win_imp[gw*32 +: 32] <= 32'd0;
+                    dbg_win_kept[gw] <= 1'b0;
+                end else if (dbg_take && dbg_pos == gw) begin
+                    dbg_win_imp[gw*32 +: 32] <= ps_scan_imp;
+                    dbg_win_kept[gw] <= dbg_entry_kept;
+                end
+            end
         end
+    endgenerate
+    always @(posedge clk) begin
+        if (dbg_clr)
+            dbg_win_last <= 1'b0;
+        else if (dbg_take)
+            dbg_win_last <= ps_scan_last;
+        else if (state == S_DBG_COL && ps_scan_done)
+            dbg_win_last <= 1'b1;  // empty scan (n = 0): one all-zero chunk
     end
 
     // ------------------------------------------------------------------ result

@@ -49,8 +49,8 @@ class Bench:
         self.readbacks = 0
 
     async def start(self):
-        await self.driver.start(PERIOD_PS)  # drives the dbg_* inputs to 0 during reset
-        self.rb.idle_inputs()
+        self.rb.idle_inputs()  # dbg_* inputs 0 from time 0 (CoreDriver.start drives them too)
+        await self.driver.start(PERIOD_PS)
         target = DramTarget(IdealMemory(read_latency=20), PERIOD_PS)
         attach_read_responders(self.dut, self.dut.clk, self.mem, target, N_CH)
         await target.start(self.dut.clk)
