@@ -132,7 +132,7 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
             progress: bool = True, hdl_dir: Path | None = None,
             build_tag: str = "") -> TestResult:
     """Run one test; `hdl_dir` + `build_tag` run it on other RTL sources (e.g. a mutant)."""
-    folder = out / f"{spec.name}-{simulator}-s{seed}"
+    folder = (out / f"{spec.name}-{simulator}-s{seed}").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("jobs.jsonl", "summary.json", "func_cov.xml", "coverage.dat"):
         (folder / stale).unlink(missing_ok=True)

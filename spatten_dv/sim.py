@@ -127,7 +127,7 @@ def run_cocotb(
             log_file=build_dir / "build.log",
         )
     test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
-    run_dir = Path(work_dir) if work_dir else build_dir
+    run_dir = Path(work_dir).resolve() if work_dir else build_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / f"results-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.xml"
     log_file = run_dir / f"sim-{test_module.rsplit('.', 1)[-1]}-{testcase or 'all'}.log"
