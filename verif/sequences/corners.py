@@ -40,7 +40,7 @@ class CornersSeq(JobSequence):
                 if msb + lsb > QKV_BITS:
                     continue
                 for vb in PLANE_WIDTHS:
-                    await self.send(Job(**self.head(40, (msb, lsb, vb)),
+                    await self.send(Job(**self.head(24, (msb, lsb, vb)),
                                         requant_thresh=0xFFFF if lsb else 0),
                                     f"widths {msb}/{lsb}/{vb}")
         # all heads pruned but one (of every head the state tracks)
