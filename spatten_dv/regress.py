@@ -109,6 +109,21 @@ def load_tiers(path: Path = TIERS_FILE) -> tuple[dict[str, list[TestSpec]], int]
     return tiers, reseeds
 
 
+def select_tests(specs: list[TestSpec], wanted: list[str], tier: str) -> list[TestSpec]:
+    """The tests named in `wanted` (a split test's name, e.g. trace_prose, selects its parts)."""
+    if not wanted:
+        return specs
+
+    def chosen(name: str, w: str) -> bool:
+        return name == w or name.startswith(w + ".")
+
+    bad = [w for w in wanted if not any(chosen(t.name, w) for t in specs)]
+    if bad:
+        raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
+                        f"{', '.join(sorted(t.name for t in specs))}")
+    return [t for t in specs if any(chosen(t.name, w) for w in wanted)]
+
+
 def _progress(folder: Path, label: str, stop: threading.Event) -> None:
     """Print how many jobs the running test has checked (from its jobs.jsonl)."""
     tty = sys.stdout.isatty()

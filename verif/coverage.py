@@ -23,10 +23,11 @@ from cocotb_coverage.coverage import (
     coverage_db,
     coverage_section,
 )
-from pyuvm import ConfigDB, uvm_component, uvm_subscriber
+from pyuvm import ConfigDB, uvm_component
 
 from spatten_dv.models.descriptor import Status
 from spatten_dv.models.params import IMP_BITS
+from spatten_dv.verif.items import Forward
 
 IMP_MAX = (1 << IMP_BITS) - 1
 N_BINS = ["1", "2-31", "32-127", "128-511", "512-1023", "1024"]
@@ -147,25 +148,15 @@ def sample_state(snap):
     pass
 
 
-class _Sampler(uvm_subscriber):
-    def __init__(self, name, parent, handler):
-        super().__init__(name, parent)
-        self.handler = handler
-
-    def write(self, tt):
-        self.handler(tt)
-
-
 class CoverageCollector(uvm_component):
     """Subscribes to the scoreboard's checked jobs, the AXI monitors, results and states."""
 
     def build_phase(self):
         self.cfg = ConfigDB().get(self, "", "CFG")
-        self.job_export = _Sampler("job_export", self, self.on_job)
-        self.burst_export = _Sampler("burst_export", self, sample_burst)
-        self.result_export = _Sampler("result_export", self, sample_result)
-        self.state_export = _Sampler("state_export", self, sample_state)
-        self.kept = None  # the model's view before each job, kept by the scoreboard's model
+        self.job_export = Forward("job_export", self, self.on_job)
+        self.burst_export = Forward("burst_export", self, sample_burst)
+        self.result_export = Forward("result_export", self, sample_result)
+        self.state_export = Forward("state_export", self, sample_state)
 
     def on_job(self, checked) -> None:
         desc, ref, _res = checked

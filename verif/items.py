@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyuvm import uvm_sequence_item
+from pyuvm import uvm_sequence_item, uvm_subscriber
 
 from spatten_dv.models.descriptor import Job, JobResult
 
@@ -30,6 +30,18 @@ class JobItem(uvm_sequence_item):
         j = self.job
         return (f"{self.label}: id {j.job_id} n {j.n_tokens} w {j.msb_bits}/{j.lsb_bits}/"
                 f"{j.v_bits} head {j.head_id}/{j.n_heads}")
+
+
+class Forward(uvm_subscriber):
+    """An analysis export that hands each transaction to a function (one component, several
+    inputs: the scoreboard's descriptor/result/state exports, the coverage samplers)."""
+
+    def __init__(self, name, parent, handler: Callable):
+        super().__init__(name, parent)
+        self.handler = handler
+
+    def write(self, tt):
+        self.handler(tt)
 
 
 @dataclass

@@ -17,10 +17,11 @@ import json
 from collections import deque
 from pathlib import Path
 
-from pyuvm import ConfigDB, uvm_analysis_port, uvm_component, uvm_subscriber
+from pyuvm import ConfigDB, uvm_analysis_port, uvm_component
 
 from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import JobResult, Status
+from spatten_dv.verif.items import Forward
 
 AXI_ERRORS = (Status.AXI_SLVERR, Status.AXI_DECERR)
 
@@ -58,26 +59,15 @@ def compare_fields(got: dict, ref: JobResult) -> list[tuple[str, object, object]
     return diffs
 
 
-class _Port(uvm_subscriber):
-    """An analysis export that forwards to one of the scoreboard's methods."""
-
-    def __init__(self, name, parent, handler):
-        super().__init__(name, parent)
-        self.handler = handler
-
-    def write(self, tt):
-        self.handler(tt)
-
-
 class CoreScoreboard(uvm_component):
     def build_phase(self):
         self.cfg = ConfigDB().get(self, "", "CFG")
         self.memory = ConfigDB().get(self, "", "MEMORY")
         self.params = ConfigDB().get(self, "", "PARAMS")
         self.model = SpAttenCoreModel(self.params)
-        self.desc_export = _Port("desc_export", self, self.on_descriptor)
-        self.result_export = _Port("result_export", self, self.on_result)
-        self.state_export = _Port("state_export", self, self.on_state)
+        self.desc_export = Forward("desc_export", self, self.on_descriptor)
+        self.result_export = Forward("result_export", self, self.on_result)
+        self.state_export = Forward("state_export", self, self.on_state)
         self.checked_ap = uvm_analysis_port("checked_ap", self)  # (desc, ref, result)
         self.expected: deque = deque()
         self.mismatches: list[ScoreboardMismatch] = []

@@ -38,20 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _plan(args):
-    from spatten_dv.regress import load_tiers, make_plan
+    from spatten_dv.regress import load_tiers, make_plan, select_tests
 
     tiers, reseeds = load_tiers()
     tier = args.tier or "smoke"
-    specs = tiers[tier]
-    if args.test:
-        def chosen(name: str, wanted: str) -> bool:  # trace_prose = trace_prose.s0..s7
-            return name == wanted or name.startswith(wanted + ".")
-
-        bad = [w for w in args.test if not any(chosen(t.name, w) for t in specs)]
-        if bad:
-            raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
-                            f"{', '.join(sorted(t.name for t in specs))}")
-        specs = [t for t in specs if any(chosen(t.name, w) for w in args.test)]
+    specs = select_tests(tiers[tier], args.test, tier)
     plan = make_plan(specs, ["verilator"], args.seed,
                      reseeds if tier == "nightly" and args.seed is None else 0)
     if not plan:

@@ -107,7 +107,7 @@ def _check_inputs(knobs: dict, specs) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spatten_dv.regress import TestSpec, load_tiers, make_plan, run_tests
+    from spatten_dv.regress import TestSpec, load_tiers, make_plan, run_tests, select_tests
     from spatten_dv.verif.sequences import SEQUENCES
 
     tiers, reseeds = load_tiers()
@@ -131,16 +131,7 @@ def run(args: argparse.Namespace) -> int:
         specs = [TestSpec(name=adhoc.replace(",", "+"), sequences=adhoc, tier="adhoc")]
     else:
         tier = args.tier or "smoke"
-        specs = tiers[tier]
-        if args.test:
-            def chosen(name: str, wanted: str) -> bool:  # trace_prose = trace_prose.s0..s7
-                return name == wanted or name.startswith(wanted + ".")
-
-            bad = [w for w in args.test if not any(chosen(t.name, w) for t in specs)]
-            if bad:
-                raise UserError(f"--test {bad[0]!r} is not in tier {tier}; tests: "
-                                f"{', '.join(sorted(t.name for t in specs))}")
-            specs = [t for t in specs if any(chosen(t.name, w) for w in args.test)]
+        specs = select_tests(tiers[tier], args.test, tier)
     _check_inputs(knobs, specs)
     sims = ["verilator", "icarus"] if args.simulator == "both" else [args.simulator]
     plan = make_plan(specs, sims, args.seed,
