@@ -179,12 +179,6 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     summary = {}
     if (folder / "summary.json").is_file():
         summary = json.loads((folder / "summary.json").read_text())
-    if passed and coverage and simulator == "verilator":
-        dat = folder / "coverage.dat"
-        if not dat.is_file():
-            for cand in (folder / "logs" / "coverage.dat",):
-                if cand.is_file():
-                    cand.rename(dat)
     return TestResult(spec, simulator, seed, passed, wall, folder, summary, failure)
 
 

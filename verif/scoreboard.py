@@ -21,6 +21,7 @@ from pyuvm import ConfigDB, uvm_analysis_port, uvm_component
 
 from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import JobResult, Status
+from spatten_dv.verif.core_scoreboard import expected_fields
 from spatten_dv.verif.items import Forward
 
 AXI_ERRORS = (Status.AXI_SLVERR, Status.AXI_DECERR)
@@ -32,13 +33,6 @@ class ScoreboardMismatch(AssertionError):
     def __init__(self, message: str, field: str):
         super().__init__(message)
         self.field = field
-
-
-def expected_fields(ref: JobResult) -> dict:
-    return dict(job_id=ref.job_id, status=int(ref.status), lsb_fetched=int(ref.lsb_fetched),
-                max_prob_msb=ref.max_prob_msb, max_prob=ref.max_prob, n_keys=ref.n_keys,
-                n_values=ref.n_values, beats=ref.beats,
-                out=[int(x) for x in ref.out.tolist()])
 
 
 def compare_fields(got: dict, ref: JobResult) -> list[tuple[str, object, object]]:
