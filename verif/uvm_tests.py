@@ -43,7 +43,7 @@ def dram_model(cfg: EnvConfig):
         return IdealMemory(read_latency=cfg.ideal_latency), 64
     preset = TIMING_PRESETS[cfg.dram]
     sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels)
-    return MemorySystem(sysc), sysc.tx_bytes
+    return MemorySystem(sysc), sysc.dram.tx_bytes  # the DRAM transaction size (HBM2: 32 B)
 
 
 class SpattenTest(uvm_test):
