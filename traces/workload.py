@@ -524,8 +524,8 @@ def format_summary(s: dict) -> str:
         f"%); progressive quantization on in {s['progressive_quant_rows']} rows, threshold "
         f"{'/'.join('off' if t == OFF else f'{t:g}' for t in s['requant_threshold'])}",
         f"importance    accumulated in {s['acc_importance_rows']} rows, rescaled in "
-        f"{s['rescale_importance_rows']} (not replayed); top-k marks {s['topk_rows']}, "
-        f"{s['topk_matching_next_layer']} equal to the next layer's key count",
+        f"{s['rescale_importance_rows']} (imp_shift on the next job); top-k marks "
+        f"{s['topk_rows']}, {s['topk_matching_next_layer']} equal to the next layer's key count",
     ]
     if s["extra_columns"]:
         lines.append(f"ignored       columns {', '.join(s['extra_columns'])}")
@@ -895,8 +895,8 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
                   requant_thresh=REQUANT_ALWAYS if r.requant else REQUANT_NEVER,
                   v_topk=r.values, token_keep=token_keep, head_keep=head_keep,
                   clear_tokens=clear_tokens, clear_heads=clear_heads, reselect=reselect,
-                  imp_shift=imp_shift, acc_tokens=r.acc_importance, acc_heads=False, head_id=r.head, n_heads=H,
-                  job_id=i & 0xFFFF, params=params)
+                  imp_shift=imp_shift, acc_tokens=r.acc_importance, acc_heads=False,
+                  head_id=r.head, n_heads=H, job_id=i & 0xFFFF, params=params)
         data = dict(data, k_msb_base=pb.k_msb_base, k_lsb_base=job.k_lsb_base,
                     v_base=pb.v_base)
         jobs.append(PlannedJob(job, r, (msb, lsb, v, qb), wnotes, data, tuple(actions)))

@@ -447,12 +447,6 @@ async def random_operations(dut):
             stats[op + "_removing"] += int(0 < keep < count)
             await prune_flow(drv, model, rng, heads, n, keep,
                              ready_prob=rng.choice([1.0, 0.5]), force_apply=rng.random() < 0.5)
-        else:
-            heads = rng.random() < 0.3
-            lim = H_MAX if heads else L_MAX
-            await check_scan(drv, model, heads, rng.random() < 0.5,
-                             rng.choice([0, lim, rng.randrange(lim + 1)]),
-                             ready_prob=rng.choice([1.0, 0.7, 0.2]))
         elif op == "reselect":
             n = rng.choice([0, L_MAX, rng.randrange(L_MAX + 1)])
             await drv.command(reselect=1, reselect_n=n)
@@ -461,6 +455,12 @@ async def random_operations(dut):
             shift = rng.choice([0, 1, 2, rng.randrange(32), 31])
             await drv.command(rescale=1, rescale_shift=shift)
             model.rescale_tokens(shift)
+        else:
+            heads = rng.random() < 0.3
+            lim = H_MAX if heads else L_MAX
+            await check_scan(drv, model, heads, rng.random() < 0.5,
+                             rng.choice([0, lim, rng.randrange(lim + 1)]),
+                             ready_prob=rng.choice([1.0, 0.7, 0.2]))
         await check_ports(drv, model, rng, samples=1)
         if step % 8 == 7:
             await check_full(drv, model, rng)
