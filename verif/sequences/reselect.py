@@ -62,7 +62,7 @@ class ReselectSeq(CornersSeq):
         await job("reselect below the pruned range", size=60, reselect=True, acc_tokens=True)
         await job("rescale 31 to zero + keep 10", reselect=True, imp_shift=31, token_keep=10)
         await job("accumulate after zero", acc_tokens=True, reselect=True)
-        await self.send(Job(**self.head(n), msb_bits=5, reselect=True, imp_shift=4,
+        await self.send(Job(**dict(self.head(n), msb_bits=5), reselect=True, imp_shift=4,
                             token_keep=5, protect_sink=2), "reselect: invalid job, no change")
         await job("rescale on a skipped head", reselect=True, imp_shift=2, token_keep=7,
                   head_keep=1, head_id=1, n_heads=2, clear_heads=True)
