@@ -46,6 +46,7 @@ class ReselectSeq(CornersSeq):
             await job(f"accumulate on 20 ({i})", acc_tokens=True)
         await job("reselect + keep 50 brings pruned tokens back", reselect=True, token_keep=50,
                   acc_tokens=True, check=brings_back)
+        await job("reselect + keep >= count (no prune)", reselect=True, token_keep=n)
         await job("rescale 1 + reselect + keep 30", reselect=True, imp_shift=1, token_keep=30,
                   acc_tokens=True)
         await job("protect S=4 W=8 keep 40", reselect=True, token_keep=40, protect_sink=4,
