@@ -2,7 +2,7 @@
 // reference models/core.py SpAttenCoreModel.run_job, whose order of operations it follows).
 //
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 984 bits at the
-// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1155 bits), and the
+// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
 // IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
 // dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
@@ -43,7 +43,7 @@ module spatten_core #(
     parameter integer AXI_DW = 256,
     parameter integer AW     = 32,
     parameter integer DESC_W = 984,
-    parameter integer RES_W  = 1155
+    parameter integer RES_W  = 1411
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -417,8 +417,51 @@ module spatten_core #(
     // ------------------------------------------------------------------ result
     assign desc_ready = (state == S_IDLE) && !dbg_req;
     assign res_valid = (state == S_RESULT);
-    assign res_data = {r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb, r_lsb_fetched,
-                       r_status, d_job_id};
+    assign res_data = {c_fetch_stall, c_fetch_busy, c_ctrl, c_v, c_topk, c_softmax, c_qk,
+                       c_fetch_wait, r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb,
+                       r_lsb_fetched, r_status, d_job_id};
+
+    // ------------------------------------------------------------------ stage counters
+    // docs/architecture.md section 9. Every cycle counted by `cycles` (the edges in S_CHECK ..
+    // S_NEXT) goes to exactly one of the six exclusive counters, in this priority:
+    //   qk          the dot product takes a key (one per key and K pass at QK_MULS = D)
+    //   v           the prob.V accumulator takes a value, or the V pass drains after its fetch
+    //   fetch_wait  a K/V fetch is in progress and the datapath took nothing this cycle
+    //   softmax     K pass after its fetch ended: last scores, normalisation, probabilities
+    //   topk        head/token prune passes (their state scans included) and value selection
+    //   ctrl        the rest: check, clear, head check, key list, pass start, accumulate, end
+    // fetch_busy (in-pass cycles with the fetcher running) and fetch_stall (fetch_wait cycles
+    // with no R beat at the fetcher's output: waiting on DRAM) overlap the six.
+    // 32 bits like `cycles`: the six sum to it, so none can wrap before it does.
+    wire        job_cyc   = ((state >= S_CHECK) && (state <= S_ACC_H)) || (state == S_NEXT);
+    wire        qk_take   = dp_in_valid && dp_in_ready;
+    wire        v_take    = s_valid && (pass == 2'd2) && !err && pv_in_ready;
+    wire        fetch_on  = in_pass && f_busy;
+    wire        is_qk     = qk_take;
+    wire        is_v      = !qk_take && (v_take || (state == S_V && !f_busy));
+    wire        is_fwait  = !qk_take && !v_take && fetch_on;
+    wire        is_sm     = !qk_take && (state == S_PASS) && !f_busy;
+    wire        is_topk   = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
+                            || state == S_VSEL || state == S_VSEL_RUN;
+    wire        is_ctrl   = !(is_qk || is_v || is_fwait || is_sm || is_topk);
+    wire        is_stall  = is_fwait && !f_beat_valid;
+    reg  [31:0] c_fetch_wait, c_qk, c_softmax, c_topk, c_v, c_ctrl, c_fetch_busy, c_fetch_stall;
+    wire        job_accept = (state == S_IDLE) && !dbg_req && desc_valid;
+    always @(posedge clk) begin
+        if (!rst_n || job_accept) begin
+            c_fetch_wait <= 32'd0; c_qk <= 32'd0; c_softmax <= 32'd0; c_topk <= 32'd0;
+            c_v <= 32'd0; c_ctrl <= 32'd0; c_fetch_busy <= 32'd0; c_fetch_stall <= 32'd0;
+        end else if (job_cyc) begin
+            c_qk <= c_qk + {31'd0, is_qk};
+            c_v <= c_v + {31'd0, is_v};
+            c_fetch_wait <= c_fetch_wait + {31'd0, is_fwait};
+            c_softmax <= c_softmax + {31'd0, is_sm};
+            c_topk <= c_topk + {31'd0, is_topk};
+            c_ctrl <= c_ctrl + {31'd0, is_ctrl};
+            c_fetch_busy <= c_fetch_busy + {31'd0, fetch_on};
+            c_fetch_stall <= c_fetch_stall + {31'd0, is_stall};
+        end
+    end
 
     // ------------------------------------------------------------------ FSM
     always @(posedge clk) begin

@@ -63,6 +63,14 @@ def descriptor_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, in
     ]
 
 
+# Per-stage cycle counters of the result (docs/architecture.md section 9), cycle figures like
+# `cycles` (RTL only, not modelled). The exclusive ones partition `cycles`; the overlapping
+# ones are sub-counts (fetch_busy spans qk / v / fetch_wait cycles, fetch_stall is part of
+# fetch_wait).
+STAGE_COUNTERS = ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_topk", "cyc_v", "cyc_ctrl")
+OVERLAP_COUNTERS = ("cyc_fetch_busy", "cyc_fetch_stall")
+
+
 def result_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
     """(name, width) of each result field, LSB first."""
     tb = params.token_bits
@@ -77,7 +85,7 @@ def result_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
         ("beats", 24),
         ("cycles", 32),
         ("out", params.head_dim * OUT_BITS),
-    ]
+    ] + [(name, 32) for name in STAGE_COUNTERS + OVERLAP_COUNTERS]
 
 
 def pack_fields(values: dict[str, int], layout: list[tuple[str, int]]) -> int:
