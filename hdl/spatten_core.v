@@ -136,7 +136,11 @@ module spatten_core #(
         input [10:0] n;
         reg [36:0] endp;
         begin
-            endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
+            // plane bytes rounded up to bus words; a dense 6-bit plane is ceil(1.5 n) words
+            if (w == 4'd6)
+                endp = {5'd0, base} + ((({26'd0, n} * 37'd3) + 37'd1) >> 1 << 5);
+            else
+                endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
             addr_bad = (base[4:0] != 5'd0) || (endp > 37'h1_0000_0000);
         end
     endfunction
@@ -267,6 +271,7 @@ module spatten_core #(
     );
 
     // ------------------------------------------------------------------ fetcher
+    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     reg         f_start;
     reg [31:0]  f_base;
     reg [1:0]   f_stride;
@@ -281,10 +286,13 @@ module spatten_core #(
     wire [9:0]  f_idx_token = klist[f_pos];
     wire        f_beat_valid, f_beat_ready;
     wire [AXI_DW-1:0] f_beat_data;
+    wire [1:0]  f_beat_phase;
+    wire        f_dense_w6 = (u_width == 4'd6);  // latched by the fetcher at f_start
 
     spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
                       .TOK_BITS(10)) u_fetch (
         .clk(clk), .rst_n(rst_n), .start(f_start), .base(f_base), .stride_beats(f_stride),
+        .dense_w6(f_dense_w6),
         .busy(f_busy), .done(f_done), .error(f_error), .beats(f_beats),
         .idx_valid(f_idx_valid), .idx_ready(f_idx_ready), .idx_token(f_idx_token),
         .idx_last(fi == f_cnt - 11'd1),
@@ -293,11 +301,11 @@ module spatten_core #(
         .m_axi_arburst(m_axi_arburst), .m_axi_rvalid(m_axi_rvalid),
         .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
         .m_axi_rlast(m_axi_rlast),
-        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data)
+        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data),
+        .beat_phase(f_beat_phase)
     );
 
     // ------------------------------------------------------------------ unpack + stage
-    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     wire       u_out_valid, u_out_last;
     wire [D*12-1:0] u_codes;
     reg        s_valid;
@@ -311,7 +319,8 @@ module spatten_core #(
     spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(u_width),
         .cfg_signed(pass != 2'd1), .in_valid(f_beat_valid), .in_ready(f_beat_ready),
-        .in_data(f_beat_data), .in_last(1'b0), .out_valid(u_out_valid),
+        .in_data(f_beat_data), .in_last(1'b0), .in_phase(f_beat_phase),
+        .out_valid(u_out_valid),
         .out_ready(u_out_ready), .out_codes(u_codes), .out_last(u_out_last)
     );
 

@@ -174,12 +174,14 @@ class Job:
         if (self.msb_bits not in PLANE_WIDTHS or self.v_bits not in PLANE_WIDTHS
                 or self.lsb_bits not in LSB_WIDTHS or self.msb_bits + self.lsb_bits > QKV_BITS):
             return Status.BAD_WIDTH
+        from spatten_dv.models.layout import plane_bytes
+
         limit = 1 << p.axi_addr_bits
         planes = [(self.k_msb_base, self.msb_bits), (self.v_base, self.v_bits)]
         if self.lsb_bits:
             planes.append((self.k_lsb_base, self.lsb_bits))
         for base, width in planes:
-            if base % p.bus_bytes or base + self.n_tokens * p.plane_stride(width) > limit:
+            if base % p.bus_bytes or base + plane_bytes(self.n_tokens, width, p) > limit:
                 return Status.BAD_ADDR
         return Status.OK
 

@@ -7,9 +7,10 @@ monitor saw is compared with the oldest expected one field by field (`cycles` an
 counters are not modelled: the counters are checked for consistency with
 core_scoreboard.counter_errors; `beats` is not compared for jobs that ended in an AXI error: how
 many beats were in flight then depends on bus timing). Each state snapshot read back through the
-core's debug port is compared entry by entry with the model's state at that point. The first mismatch is reported with job,
-field, expected and actual; the check phase fails on any mismatch and on missing or extra
-results. One JSON line per job goes to `<out>/jobs.jsonl` as soon as it is checked.
+core's debug port is compared entry by entry with the model's state at that point. The first
+mismatch is reported with job, field, expected and actual; the check phase fails on any
+mismatch and on missing or extra results. One JSON line per job goes to `<out>/jobs.jsonl` as
+soon as it is checked.
 """
 
 from __future__ import annotations
