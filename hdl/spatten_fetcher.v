@@ -9,9 +9,10 @@
 // follows its even neighbour the word they share is not read again (two tokens = 3 beats).
 // Every beat carries its word's phase in the plane, (word index) mod 3 on beat_phase (dense
 // 6-bit planes only; 0 otherwise), so the unpacker can find token boundaries inside words: the
-// phase of a burst's first beat travels with the burst in the channel-order FIFO. Beat addresses are
-// generated one per cycle and merged into INCR bursts while they are contiguous, shorter than
-// MAX_BURST and not crossing a 4 KiB boundary; so runs of kept tokens become long bursts.
+// phase of a burst's first beat travels with the burst in the channel-order FIFO. Beat
+// addresses are generated one per cycle and merged into INCR bursts while they are
+// contiguous, shorter than MAX_BURST and not crossing a 4 KiB boundary; so runs of kept tokens
+// become long bursts.
 // Bursts are spread round-robin over N_CH read channels with up to MAX_OUTSTANDING bursts in
 // flight in total; a FIFO of channel numbers in issue order lets the R side consume the
 // channels in that order, so beats leave on beat_* in token order whatever the channel

@@ -2,8 +2,8 @@
 // (docs/architecture.md, section 3; reference models/formats.py: pack_plane / unpack_plane).
 //
 // A token of a plane of width w (cfg_width = 4, 6, 8 or 12) is D*w bits, element d in bits
-// [d*w, d*w+w) of the token's little-endian bit string, padded with zeros to
-// NB(w) = ceil(D*w / AXI_DW) bus words (1, -, 2, 3 beats at the defaults; w = 6 below). Beat j of a token
+// [d*w, d*w+w) of the token's little-endian bit string. Widths 4, 8, 12 are whole bus words,
+// NB(w) = D*w / AXI_DW (1, 2, 3 beats at the defaults; w = 6 below). Beat j of a token
 // carries bits [j*AXI_DW, (j+1)*AXI_DW) of that string (AXI byte-lane order: byte i of the
 // beat on in_data[8i+7:8i], which is exactly bit j*AXI_DW + k of the string on in_data[k]).
 //
