@@ -3,6 +3,7 @@ exactly what each CSV row says (keys, values, LSB refetch, plane widths)."""
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -290,12 +291,17 @@ def test_mismatch_is_reported(source):
     plan.jobs[15].job.v_topk = 19
     rep = replay(plan)
     assert not rep.ok and rep.total.mismatched_rows == 2
-    assert rep.mismatches == [
-        f"line {plan.jobs[2].row.line} (step 1, layer 0, head 2): LSB refetch False != "
-        "if_requant True; bytes (K MSB, K LSB, V) (58944, 0, 11776) != (58944, 29472, 11776) "
-        "for widths 6/4/6",
-        f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): values 19 != "
-        "value_fetch_num 20"]
+    # bytes: the job's own K MSB and V, no K LSB, against the same with the row's K LSB (4-bit
+    # plane: whole words, keys x 32 B)
+    m = re.fullmatch(
+        rf"line {plan.jobs[2].row.line} \(step 1, layer 0, head 2\): LSB refetch False != "
+        r"if_requant True; bytes \(K MSB, K LSB, V\) \((\d+), 0, (\d+)\) != "
+        r"\((\d+), (\d+), (\d+)\) for widths 6/4/6", rep.mismatches[0])
+    assert m, rep.mismatches[0]
+    msb, v, msb_csv, lsb_csv, v_csv = map(int, m.groups())
+    assert (msb, v) == (msb_csv, v_csv) and lsb_csv == plan.jobs[2].row.keys * 32
+    assert rep.mismatches[1] == (f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): "
+                                 "values 19 != value_fetch_num 20")
 
 
 def test_jobs_jsonl(source):
