@@ -216,8 +216,8 @@ async def random_fetches_match_memory(dut):
             assert phases == [w % 3 for w in plane_words(stride, tokens)], "beat phases"
         check_bursts(responder.bursts, base, stride, tokens)
         assert responder.max_outstanding <= 8
-        if N_CH > 1 and len(responder.bursts) > 1:
-            assert len({ch for ch, _, _ in responder.bursts}) == N_CH
+        # round-robin: burst i on channel i % N_CH (few bursts use fewer channels)
+        assert len({ch for ch, _, _ in responder.bursts}) == min(N_CH, len(responder.bursts))
 
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
