@@ -1,7 +1,7 @@
 // SpAtten core top level: job controller + datapath (docs/architecture.md sections 2, 3, 5-8;
 // reference models/core.py SpAttenCoreModel.run_job, whose order of operations it follows).
 //
-// Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 984 bits at the
+// Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 1012 bits at the
 // defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
 // IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
@@ -12,9 +12,12 @@
 // Job flow (one FSM, sequential phases):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
 //           that order, = Job.validate()); invalid -> result with zeros, no state change.
-//   CLR     clear_tokens / clear_heads requests to spatten_prune_state.
+//   CLR     clear_tokens / clear_heads / reselect / rescale (imp_shift > 0) requests to
+//           spatten_prune_state, taken in one edge (section 7 steps 2-4; the rescale scan then
+//           runs inside the prune state and the next phase waits for its op_ready).
 //   prune   (head_keep, then token_keep) scan kept entries < n -> top-k engine (position,
-//           importance) + position->index list; keep < count: top-k(n=count, k=keep) winners ->
+//           {protected, importance}: the protected bit of section 7 step 6 is the engine's
+//           33rd value bit, 0 for heads) + position->index list; keep < count: top-k(n=count, k=keep) winners ->
 //           prune_state winner stream (positions mapped back to indices).
 //   HEADCHK head_kept[head_id] = 0 -> HEAD_SKIPPED.
 //   KEYS    scan kept tokens < n_tokens -> key list (position -> token), m = count (0: NO_TOKENS).
@@ -42,7 +45,7 @@ module spatten_core #(
     parameter integer N_CH   = 1,
     parameter integer AXI_DW = 256,
     parameter integer AW     = 32,
-    parameter integer DESC_W = 984,
+    parameter integer DESC_W = 1012,
     parameter integer RES_W  = 1411
 ) (
     input  wire                 clk,
@@ -112,6 +115,12 @@ module spatten_core #(
     wire [31:0] d_klsb      = desc[183:152];
     wire [31:0] d_vbase     = desc[215:184];
     wire [D*12-1:0] d_query = desc[216 +: D*12];
+    // per-step re-selection fields, after the query (section 2.1)
+    localparam integer RS0 = 216 + D*12;
+    wire        d_reselect  = desc[RS0];
+    wire [4:0]  d_imp_shift = desc[RS0+1 +: 5];
+    wire [10:0] d_prot_sink = desc[RS0+6 +: 11];
+    wire [10:0] d_prot_rec  = desc[RS0+17 +: 11];
 
     // ------------------------------------------------------------------ validation
     function [1:0] stride_of;  // bus words per token, D = 64, AXI 256
@@ -206,6 +215,8 @@ module spatten_core #(
 
     wire ps_clear_t = (state == S_CLR) && d_clr_tok;
     wire ps_clear_h = (state == S_CLR) && d_clr_head;
+    wire ps_reselect = (state == S_CLR) && d_reselect;
+    wire ps_rescale = (state == S_CLR) && (d_imp_shift != 5'd0);
     // state readback (section 10): the scan runs with scan_all = 1 and the dbg_* arguments
     wire dbg_scan = (state == S_DBG_SCAN);
     wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
@@ -221,7 +232,7 @@ module spatten_core #(
     // ------------------------------------------------------------------ top-k
     wire        tk_busy, tk_out_valid, tk_out_last, tk_done;
     wire [LB-1:0] tk_out_index;
-    wire [31:0] tk_thr;
+    wire [32:0] tk_thr;
     wire [LB:0] tk_ties, tk_passes, tk_pm, tk_pc;
     wire [31:0] tk_cycles;
     wire        tk_pv;
@@ -233,10 +244,16 @@ module spatten_core #(
     wire        tk_load_valid = (state == S_PR_COLLECT) ? (ps_scan_valid) :
                                 (state == S_PASS) ? (sm_prob_valid && !err) : 1'b0;
     wire [LB-1:0] tk_load_index = (state == S_PR_COLLECT) ? cnt[LB-1:0] : sm_prob_index;
-    wire [31:0] tk_load_value = (state == S_PR_COLLECT) ? ps_scan_imp : {16'd0, sm_prob_data};
+    // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
+    // step 6), ranked above every unprotected token through the value's top bit
+    wire        tk_protected = (pr_mode == 2'd1) &&
+                               (({1'b0, ps_scan_idx} < d_prot_sink) ||
+                                ({2'b0, ps_scan_idx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
+    wire [32:0] tk_load_value = (state == S_PR_COLLECT) ? {tk_protected, ps_scan_imp}
+                                                        : {17'd0, sm_prob_data};
     wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (state == S_VSEL_RUN);
 
-    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(32), .TOPK_CMPS(16)) u_topk (
+    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(16)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
@@ -254,6 +271,8 @@ module spatten_core #(
     spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX)) u_prune (
         .clk(clk), .rst_n(rst_n),
         .op_ready(ps_op_ready), .clear_tokens(ps_clear_t), .clear_heads(ps_clear_h),
+        .reselect(ps_reselect), .reselect_n(d_n_tokens), .rescale(ps_rescale),
+        .rescale_shift(d_imp_shift),
         .scan_start(ps_scan_start), .scan_heads(ps_scan_heads), .scan_all(dbg_scan),
         .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
         .prune_n(ps_pr_n),
@@ -536,7 +555,8 @@ module spatten_core #(
                     r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0;
                     r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
                     if (v_status != 4'd0) state <= S_NEXT;
-                    else if (d_clr_tok || d_clr_head) state <= S_CLR;
+                    else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
+                        state <= S_CLR;
                     else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
                     else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;

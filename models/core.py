@@ -65,12 +65,28 @@ class SpAttenCoreModel:
         self.head_importance.zero_()
         self.head_kept.fill_(True)
 
-    def prune_tokens(self, n_tokens: int, keep: int) -> None:
-        """Keep the `keep` most important of the kept tokens below n_tokens."""
+    def rescale_tokens(self, shift: int) -> None:
+        """token_imp >>= shift for every token (section 7 step 3)."""
+        if shift:
+            self.token_importance >>= shift
+
+    def reselect_tokens(self, n_tokens: int) -> None:
+        """Every token below n_tokens is a candidate again; importance unchanged (step 4)."""
+        self.token_kept[:n_tokens] = True
+
+    def prune_tokens(self, n_tokens: int, keep: int, protect_sink: int = 0,
+                     protect_recent: int = 0) -> None:
+        """Keep the `keep` highest-ranked of the kept tokens below n_tokens (step 6).
+
+        Rank = protected * 2^32 + importance: tokens below protect_sink and the newest
+        protect_recent tokens come first and count toward `keep`.
+        """
         candidates = torch.nonzero(self.token_kept[:n_tokens]).flatten()
         if keep >= candidates.numel():
             return
-        winners = candidates[topk_indices(self.token_importance[candidates], keep)]
+        protected = (candidates < protect_sink) | (candidates >= n_tokens - protect_recent)
+        rank = self.token_importance[candidates] + (protected.to(torch.int64) << IMP_BITS)
+        winners = candidates[topk_indices(rank, keep)]
         self.token_kept[:n_tokens] = False
         self.token_kept[winners] = True
 
@@ -121,10 +137,14 @@ class SpAttenCoreModel:
             self.clear_tokens()
         if job.clear_heads:
             self.clear_heads()
+        self.rescale_tokens(job.imp_shift)
+        if job.reselect:
+            self.reselect_tokens(job.n_tokens)
         if job.head_keep:
             self.prune_heads(job.n_heads, job.head_keep)
         if job.token_keep:
-            self.prune_tokens(job.n_tokens, job.token_keep)
+            self.prune_tokens(job.n_tokens, job.token_keep, job.protect_sink,
+                              job.protect_recent)
         # 2. A pruned head does no work.
         if not bool(self.head_kept[job.head_id]):
             return JobResult(job.job_id, Status.HEAD_SKIPPED, zero)

@@ -35,6 +35,9 @@ class Status(IntEnum):
     AXI_DECERR = 8
 
 
+IMP_SHIFT_BITS = 5  # imp_shift: right shift 0..31 of every token importance
+
+
 def descriptor_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
     """(name, width) of each descriptor field, LSB first."""
     tb = params.token_bits
@@ -60,6 +63,12 @@ def descriptor_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, in
         ("k_lsb_base", params.axi_addr_bits),
         ("v_base", params.axi_addr_bits),
         ("query", params.head_dim * QKV_BITS),
+        # per-step re-selection (docs/architecture.md section 7, steps 3, 4 and 6); after the
+        # query so that the fields before keep their positions
+        ("reselect", 1),
+        ("imp_shift", IMP_SHIFT_BITS),
+        ("protect_sink", tb),
+        ("protect_recent", tb),
     ]
 
 
@@ -129,6 +138,10 @@ class Job:
     clear_heads: bool = False
     acc_tokens: bool = False
     acc_heads: bool = False
+    reselect: bool = False  # every token < n_tokens kept again, importance kept
+    imp_shift: int = 0  # token importance >>= imp_shift (every token) before the prunes
+    protect_sink: int = 0  # a token prune keeps tokens < protect_sink first
+    protect_recent: int = 0  # ... and tokens >= n_tokens - protect_recent
     head_id: int = 0
     n_heads: int = 1
     job_id: int = 0

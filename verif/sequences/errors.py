@@ -38,7 +38,8 @@ class ErrorsSeq(CornersSeq):
         for change, label in bad:
             # state flags on: an invalid job must not change the state (the readback checks)
             await self.send(Job(**dict(base, **change), acc_tokens=True, acc_heads=True,
-                                token_keep=5, head_keep=1), label)
+                                token_keep=5, head_keep=1, reselect=True, imp_shift=3,
+                                protect_sink=2), label)
         # AXI errors in each plane (the LSB plane only in an LSB pass), over every n_tokens bin
         sizes = (1, 20, 100, 300, 700, p.max_tokens)
         planes = ("k_msb_base", "k_lsb_base", "v_base")
