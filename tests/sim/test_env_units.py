@@ -9,7 +9,7 @@ from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import Job
 from spatten_dv.models.layout import write_head
 from spatten_dv.models.memory import DramImage
-from spatten_dv.regress import load_tiers, make_plan
+from spatten_dv.regress import load_tiers, make_plan, stage_split
 from spatten_dv.verif.config import ConfigError, EnvConfig
 from spatten_dv.verif.descriptor_agent import job_from_packed
 from spatten_dv.verif.scoreboard import compare_fields, expected_fields
@@ -124,3 +124,12 @@ def test_workload_selection_matching_no_row_is_rejected(capsys, tmp_path):
             "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "match no row" in capsys.readouterr().err
+
+
+def test_stage_split_names_the_bounding_stage():
+    counts = dict(cyc_fetch_wait=50, cyc_qk=10, cyc_softmax=20, cyc_topk=5, cyc_v=5, cyc_ctrl=10,
+                  cyc_fetch_stall=30)
+    assert stage_split(counts) == ("bound by fetch: fetch 50% (stall 30%) qk 10% softmax 20% "
+                                   "topk 5% v 5% ctrl 10%")
+    assert stage_split(dict(counts, cyc_softmax=90)).startswith("bound by softmax:")
+    assert stage_split({}) == ""
