@@ -2,7 +2,7 @@
 // reference models/core.py SpAttenCoreModel.run_job, whose order of operations it follows).
 //
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 1012 bits at the
-// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1155 bits), and the
+// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
 // IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
 // dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
@@ -46,7 +46,7 @@ module spatten_core #(
     parameter integer AXI_DW = 256,
     parameter integer AW     = 32,
     parameter integer DESC_W = 1012,
-    parameter integer RES_W  = 1155
+    parameter integer RES_W  = 1411
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -145,7 +145,11 @@ module spatten_core #(
         input [10:0] n;
         reg [36:0] endp;
         begin
-            endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
+            // plane bytes rounded up to bus words; a dense 6-bit plane is ceil(1.5 n) words
+            if (w == 4'd6)
+                endp = {5'd0, base} + ((({26'd0, n} * 37'd3) + 37'd1) >> 1 << 5);
+            else
+                endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
             addr_bad = (base[4:0] != 5'd0) || (endp > 37'h1_0000_0000);
         end
     endfunction
@@ -286,6 +290,7 @@ module spatten_core #(
     );
 
     // ------------------------------------------------------------------ fetcher
+    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     reg         f_start;
     reg [31:0]  f_base;
     reg [1:0]   f_stride;
@@ -300,10 +305,13 @@ module spatten_core #(
     wire [9:0]  f_idx_token = klist[f_pos];
     wire        f_beat_valid, f_beat_ready;
     wire [AXI_DW-1:0] f_beat_data;
+    wire [1:0]  f_beat_phase;
+    wire        f_dense_w6 = (u_width == 4'd6);  // latched by the fetcher at f_start
 
     spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
                       .TOK_BITS(10)) u_fetch (
         .clk(clk), .rst_n(rst_n), .start(f_start), .base(f_base), .stride_beats(f_stride),
+        .dense_w6(f_dense_w6),
         .busy(f_busy), .done(f_done), .error(f_error), .beats(f_beats),
         .idx_valid(f_idx_valid), .idx_ready(f_idx_ready), .idx_token(f_idx_token),
         .idx_last(fi == f_cnt - 11'd1),
@@ -312,11 +320,11 @@ module spatten_core #(
         .m_axi_arburst(m_axi_arburst), .m_axi_rvalid(m_axi_rvalid),
         .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
         .m_axi_rlast(m_axi_rlast),
-        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data)
+        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data),
+        .beat_phase(f_beat_phase)
     );
 
     // ------------------------------------------------------------------ unpack + stage
-    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     wire       u_out_valid, u_out_last;
     wire [D*12-1:0] u_codes;
     reg        s_valid;
@@ -330,7 +338,8 @@ module spatten_core #(
     spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(u_width),
         .cfg_signed(pass != 2'd1), .in_valid(f_beat_valid), .in_ready(f_beat_ready),
-        .in_data(f_beat_data), .in_last(1'b0), .out_valid(u_out_valid),
+        .in_data(f_beat_data), .in_last(1'b0), .in_phase(f_beat_phase),
+        .out_valid(u_out_valid),
         .out_ready(u_out_ready), .out_codes(u_codes), .out_last(u_out_last)
     );
 
@@ -436,8 +445,51 @@ module spatten_core #(
     // ------------------------------------------------------------------ result
     assign desc_ready = (state == S_IDLE) && !dbg_req;
     assign res_valid = (state == S_RESULT);
-    assign res_data = {r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb, r_lsb_fetched,
-                       r_status, d_job_id};
+    assign res_data = {c_fetch_stall, c_fetch_busy, c_ctrl, c_v, c_topk, c_softmax, c_qk,
+                       c_fetch_wait, r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb,
+                       r_lsb_fetched, r_status, d_job_id};
+
+    // ------------------------------------------------------------------ stage counters
+    // docs/architecture.md section 9. Every cycle counted by `cycles` (the edges in S_CHECK ..
+    // S_NEXT) goes to exactly one of the six exclusive counters, in this priority:
+    //   qk          the dot product takes a key (one per key and K pass at QK_MULS = D)
+    //   v           the prob.V accumulator takes a value, or the V pass drains after its fetch
+    //   fetch_wait  a K/V fetch is in progress and the datapath took nothing this cycle
+    //   softmax     K pass after its fetch ended: last scores, normalisation, probabilities
+    //   topk        head/token prune passes (their state scans included) and value selection
+    //   ctrl        the rest: check, clear, head check, key list, pass start, accumulate, end
+    // fetch_busy (in-pass cycles with the fetcher running) and fetch_stall (fetch_wait cycles
+    // with no R beat at the fetcher's output: waiting on DRAM) overlap the six.
+    // 32 bits like `cycles`: the six sum to it, so none can wrap before it does.
+    wire        job_cyc   = ((state >= S_CHECK) && (state <= S_ACC_H)) || (state == S_NEXT);
+    wire        qk_take   = dp_in_valid && dp_in_ready;
+    wire        v_take    = s_valid && (pass == 2'd2) && !err && pv_in_ready;
+    wire        fetch_on  = in_pass && f_busy;
+    wire        is_qk     = qk_take;
+    wire        is_v      = !qk_take && (v_take || (state == S_V && !f_busy));
+    wire        is_fwait  = !qk_take && !v_take && fetch_on;
+    wire        is_sm     = !qk_take && (state == S_PASS) && !f_busy;
+    wire        is_topk   = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
+                            || state == S_VSEL || state == S_VSEL_RUN;
+    wire        is_ctrl   = !(is_qk || is_v || is_fwait || is_sm || is_topk);
+    wire        is_stall  = is_fwait && !f_beat_valid;
+    reg  [31:0] c_fetch_wait, c_qk, c_softmax, c_topk, c_v, c_ctrl, c_fetch_busy, c_fetch_stall;
+    wire        job_accept = (state == S_IDLE) && !dbg_req && desc_valid;
+    always @(posedge clk) begin
+        if (!rst_n || job_accept) begin
+            c_fetch_wait <= 32'd0; c_qk <= 32'd0; c_softmax <= 32'd0; c_topk <= 32'd0;
+            c_v <= 32'd0; c_ctrl <= 32'd0; c_fetch_busy <= 32'd0; c_fetch_stall <= 32'd0;
+        end else if (job_cyc) begin
+            c_qk <= c_qk + {31'd0, is_qk};
+            c_v <= c_v + {31'd0, is_v};
+            c_fetch_wait <= c_fetch_wait + {31'd0, is_fwait};
+            c_softmax <= c_softmax + {31'd0, is_sm};
+            c_topk <= c_topk + {31'd0, is_topk};
+            c_ctrl <= c_ctrl + {31'd0, is_ctrl};
+            c_fetch_busy <= c_fetch_busy + {31'd0, fetch_on};
+            c_fetch_stall <= c_fetch_stall + {31'd0, is_stall};
+        end
+    end
 
     // ------------------------------------------------------------------ FSM
     always @(posedge clk) begin

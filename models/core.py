@@ -13,6 +13,7 @@ import torch
 
 from spatten_dv.models.descriptor import Job, JobResult, Status
 from spatten_dv.models.formats import combine, reconstruct, unpack_plane
+from spatten_dv.models.layout import plane_fetch_beats, plane_fetch_words
 from spatten_dv.models.memory import DECERR, DramImage
 from spatten_dv.models.params import (
     DEFAULT_PARAMS,
@@ -110,12 +111,19 @@ class SpAttenCoreModel:
     # ------------------------------------------------------------------ memory access
     def _fetch(self, memory: DramImage, base: int, tokens: torch.Tensor, width: int,
                signed: bool) -> torch.Tensor:
-        stride = self.params.plane_stride(width)
-        addrs = base + tokens.numpy().astype(np.int64) * stride
-        resp = memory.error_for(addrs, stride)
+        # an error anywhere in a bus word the fetcher reads fails the job (section 8)
+        p = self.params
+        words = plane_fetch_words(tokens.numpy(), width, p)
+        resp = memory.error_for(base + words * p.bus_bytes, p.bus_bytes)
         if resp:
             raise _AxiError(resp)
-        return unpack_plane(memory.gather(addrs, stride), width, signed, self.params)
+        tb = p.token_bytes(width)
+        addrs = base + tokens.numpy().astype(np.int64) * tb
+        return unpack_plane(memory.gather(addrs, tb), width, signed, p)
+
+    def _fetch_bytes(self, tokens: torch.Tensor, width: int) -> int:
+        """Bytes the fetcher reads for these tokens: whole bus words (section 3)."""
+        return plane_fetch_beats(tokens.numpy(), width, self.params) * self.params.bus_bytes
 
     # ------------------------------------------------------------------ one job
     def run_job(self, job: Job, memory: DramImage) -> JobResult:
@@ -164,14 +172,14 @@ class SpAttenCoreModel:
         n = keys.numel()
         # MSB pass.
         msb = self._fetch(memory, job.k_msb_base, keys, job.msb_bits, signed=True)
-        result.bytes_k_msb = n * p.plane_stride(job.msb_bits)
+        result.bytes_k_msb = self._fetch_bytes(keys, job.msb_bits)
         sm = softmax_fixed(dot_products(job.query, reconstruct(msb, job.msb_bits)),
                            job.score_mult, job.score_shift)
         result.max_prob_msb = int(sm.max_prob)
         # Progressive quantization: a flat distribution means the MSBs were not enough.
         if job.lsb_bits and result.max_prob_msb < job.requant_thresh:
             lsb = self._fetch(memory, job.k_lsb_base, keys, job.lsb_bits, signed=False)
-            result.bytes_k_lsb = n * p.plane_stride(job.lsb_bits)
+            result.bytes_k_lsb = self._fetch_bytes(keys, job.lsb_bits)
             result.lsb_fetched = True
             full = reconstruct(combine(msb, lsb, job.lsb_bits), job.msb_bits + job.lsb_bits)
             sm = softmax_fixed(dot_products(job.query, full), job.score_mult, job.score_shift)
@@ -184,6 +192,6 @@ class SpAttenCoreModel:
             picked = torch.arange(n, dtype=torch.int64)
         result.values = keys[picked]
         v = self._fetch(memory, job.v_base, result.values, job.v_bits, signed=True)
-        result.bytes_v = picked.numel() * p.plane_stride(job.v_bits)
+        result.bytes_v = self._fetch_bytes(result.values, job.v_bits)
         result.out = weighted_sum(sm.probs[picked], reconstruct(v, job.v_bits))
         result.beats = result.bytes_read // p.bus_bytes

@@ -37,7 +37,7 @@ import torch
 from spatten_dv.errors import UserError
 from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import IMP_SHIFT_BITS, Job, JobResult, Status
-from spatten_dv.models.layout import write_head
+from spatten_dv.models.layout import plane_bytes, plane_fetch_beats, write_head
 from spatten_dv.models.memory import DramImage
 from spatten_dv.models.params import (
     DEFAULT_PARAMS,
@@ -716,7 +716,7 @@ def _plane_bytes(n: int, msb: int, lsb: int, v: int, params: CoreParams) -> int:
     def align(a: int) -> int:
         return (a + 4095) & ~4095
 
-    return sum(align(n * params.plane_stride(w)) for w in (msb, lsb, v))
+    return sum(align(plane_bytes(n, w, params)) for w in (msb, lsb, v))
 
 
 def parse_selection(text: str | None, what: str) -> set[int] | None:
@@ -937,9 +937,10 @@ def check_result(pj: PlannedJob, res: JobResult, params: CoreParams = DEFAULT_PA
         errs.append(f"values {res.n_values} != value_fetch_num {r.values}")
     if bool(res.lsb_fetched) != r.requant:
         errs.append(f"LSB refetch {bool(res.lsb_fetched)} != if_requant {r.requant}")
-    want = (res.n_keys * params.plane_stride(msb),
-            res.n_keys * params.plane_stride(lsb) if r.requant else 0,
-            res.n_values * params.plane_stride(v))
+    beats = plane_fetch_beats  # bus words of the tokens the model fetched (section 3)
+    want = (beats(res.keys, msb, params) * params.bus_bytes,
+            beats(res.keys, lsb, params) * params.bus_bytes if r.requant else 0,
+            beats(res.values, v, params) * params.bus_bytes)
     got = (res.bytes_k_msb, res.bytes_k_lsb, res.bytes_v)
     if got != want:
         errs.append(f"bytes (K MSB, K LSB, V) {got} != {want} for widths {msb}/{lsb}/{v}")
@@ -978,7 +979,7 @@ class Totals:
         self.bytes_k_msb += res.bytes_k_msb
         self.bytes_k_lsb += res.bytes_k_lsb
         self.bytes_v += res.bytes_v
-        self.dense_bytes += 2 * n * params.plane_stride(QKV_BITS)
+        self.dense_bytes += 2 * n * params.token_bytes(QKV_BITS)
         self.beats += res.beats
         self.mismatched_rows += int(bad)
 

@@ -3,6 +3,7 @@ exactly what each CSV row says (keys, values, LSB refetch, plane widths)."""
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,12 @@ def test_shipped_workload_replays_exactly(name, source):
             len(sel), sum(r.keys for r in sel), sum(r.values for r in sel),
             sum(r.requant for r in sel))
     assert rep.total.keys == sum(r.keys for r in rows)
-    assert rep.total.bytes_k_lsb == sum(r.keys for r in rows if r.requant) * (
-        DEFAULT_PARAMS.plane_stride(WIDTHS[name][1]))
+    lsb_keys = sum(r.keys for r in rows if r.requant)
+    token = DEFAULT_PARAMS.token_bytes(WIDTHS[name][1])
+    # dense planes: a token costs its bytes rounded to words, less when neighbours share one
+    assert lsb_keys * token <= rep.total.bytes_k_lsb <= lsb_keys * (-(-token // 32) * 32)
+    if token % 32 == 0:
+        assert rep.total.bytes_k_lsb == lsb_keys * token
     assert plan.source["kind"] == "trace" and "smollm2_prose" in plan.source_label
 
 
@@ -210,7 +215,7 @@ def test_trace_data_mapping(source):
         v_rows = torch.from_numpy(tr.v_int[23, t_head // 3][toks % 276].astype(np.int64))
         for base, width, want in ((j.k_msb_base, 12, msb_code(k_rows, 12)),
                                   (j.v_base, 8, msb_code(v_rows, 8))):
-            stride = p.plane_stride(width)
+            stride = p.token_bytes(width)
             raw = plan.memory.gather(base + toks * stride, stride)
             assert torch.equal(unpack_plane(raw, width, True, p), want)
     per8 = build_jobs(load_workload(resolve_workload(PER8)), source, steps={0}, layers={3})
@@ -301,12 +306,17 @@ def test_mismatch_is_reported(source):
     plan.jobs[15].job.v_topk = 19
     rep = replay(plan)
     assert not rep.ok and rep.total.mismatched_rows == 2
-    assert rep.mismatches == [
-        f"line {plan.jobs[2].row.line} (step 1, layer 0, head 2): LSB refetch False != "
-        "if_requant True; bytes (K MSB, K LSB, V) (58944, 0, 11776) != (58944, 29472, 11776) "
-        "for widths 6/4/6",
-        f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): values 19 != "
-        "value_fetch_num 20"]
+    # bytes: the job's own K MSB and V, no K LSB, against the same with the row's K LSB (4-bit
+    # plane: whole words, keys x 32 B)
+    m = re.fullmatch(
+        rf"line {plan.jobs[2].row.line} \(step 1, layer 0, head 2\): LSB refetch False != "
+        r"if_requant True; bytes \(K MSB, K LSB, V\) \((\d+), 0, (\d+)\) != "
+        r"\((\d+), (\d+), (\d+)\) for widths 6/4/6", rep.mismatches[0])
+    assert m, rep.mismatches[0]
+    msb, v, msb_csv, lsb_csv, v_csv = map(int, m.groups())
+    assert (msb, v) == (msb_csv, v_csv) and lsb_csv == plan.jobs[2].row.keys * 32
+    assert rep.mismatches[1] == (f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): "
+                                 "values 19 != value_fetch_num 20")
 
 
 def test_jobs_jsonl(source):

@@ -47,7 +47,7 @@ class ErrorsSeq(CornersSeq):
             for i, n in enumerate(sizes):
                 plane = planes[i % 3]
                 h = self.head(n, (8, 4, 8), private=True)
-                stride = p.plane_stride({"k_msb_base": 8, "k_lsb_base": 4, "v_base": 8}[plane])
+                stride = p.token_bytes({"k_msb_base": 8, "k_lsb_base": 4, "v_base": 8}[plane])
                 tok = self.rng.randrange(n)
                 self.memory.add_error_range(h[plane] + stride * tok,
                                             h[plane] + stride * (tok + 1), resp)
