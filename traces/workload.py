@@ -745,7 +745,8 @@ def parse_selection(text: str | None, what: str) -> set[int] | None:
 def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
                layers: set[int] | None = None, head_pruning: str = "keep",
                params: CoreParams = DEFAULT_PARAMS, planes_base: int = PLANES_BASE,
-               rescale_shift: int = RESCALE_SHIFT) -> JobPlan:
+               rescale_shift: int = RESCALE_SHIFT, protect: tuple[int, int] = (0, 0)
+               ) -> JobPlan:
     """Jobs for the selected rows (file order) and the DRAM image they read.
 
     Token pruning: the converter tracks how many tokens below n_tokens the core keeps and sets,
@@ -753,16 +754,21 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
     `token_keep` when needed) where the count grows back, so the kept set comes from the
     accumulated importance of every token (`clear_tokens` only on the first job, or where the
     sentence got shorter). A row marked if_rescale_previous_importance puts
-    `imp_shift` = rescale_shift on the next job. Head pruning: absent heads get no job;
-    with head_pruning="keep" the layer's first job also carries `head_keep` (and `clear_heads`)
-    so that the core's head state keeps exactly the present heads, where that is possible with
-    zero head importance (the present heads are the lowest indices). Rules: docs/workloads.md.
-    The K/V planes are laid out contiguously from `planes_base` (a multiple of 4 KiB).
+    `imp_shift` = rescale_shift on the next job. `protect` = (S, W) sets protect_sink /
+    protect_recent on every job that prunes tokens (the first S and the newest W tokens are kept
+    first; counts stay exact since a prune keeps exactly token_keep). Head pruning: absent
+    heads get no job; with head_pruning="keep" the layer's first job also carries `head_keep`
+    (and `clear_heads`) so that the core's head state keeps exactly the present heads, where
+    that is possible with zero head importance (the present heads are the lowest indices).
+    Rules: docs/workloads.md. The K/V planes are laid out contiguously from `planes_base` (a
+    multiple of 4 KiB).
     """
     if head_pruning not in ("keep", "omit"):
         raise ValueError(f"head_pruning must be 'keep' or 'omit', got {head_pruning!r}")
     if not 0 <= rescale_shift < 1 << IMP_SHIFT_BITS:
         raise UserError(f"rescale shift {rescale_shift}: expected 0..{(1 << IMP_SHIFT_BITS) - 1}")
+    if len(protect) != 2 or not all(0 <= x <= params.max_tokens for x in protect):
+        raise UserError(f"protect {protect}: expected two token counts in 0..{params.max_tokens}")
     rows = [r for r in wl.rows if (steps is None or r.step in steps)
             and (layers is None or r.layer in layers)]
     if not rows:
@@ -882,6 +888,8 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
         if k < available:
             token_keep = k
             actions.append(f"token_keep={k}")
+            if any(protect):
+                actions.append(f"protect={protect[0]},{protect[1]}")
             pruned_upto, kept_in_pruned = n, k
         pb, _ = planes[(source.kv_key(r.layer, r.head), msb, lsb, v)]
         q, real, data = source.query(r.step, r.layer, r.head)
@@ -895,7 +903,9 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
                   requant_thresh=REQUANT_ALWAYS if r.requant else REQUANT_NEVER,
                   v_topk=r.values, token_keep=token_keep, head_keep=head_keep,
                   clear_tokens=clear_tokens, clear_heads=clear_heads, reselect=reselect,
-                  imp_shift=imp_shift, acc_tokens=r.acc_importance, acc_heads=False,
+                  imp_shift=imp_shift, protect_sink=protect[0] if token_keep else 0,
+                  protect_recent=protect[1] if token_keep else 0,
+                  acc_tokens=r.acc_importance, acc_heads=False,
                   head_id=r.head, n_heads=H, job_id=i & 0xFFFF, params=params)
         data = dict(data, k_msb_base=pb.k_msb_base, k_lsb_base=job.k_lsb_base,
                     v_base=pb.v_base)

@@ -82,7 +82,9 @@ class CoreScoreboard(uvm_component):
     def on_descriptor(self, desc) -> None:
         job, m = desc.job, self.model
         desc.context = {
-            "tokens": job.n_tokens if job.clear_tokens else int(m.token_kept[:job.n_tokens].sum()),
+            # candidates of the token prune: all below n after a clear or a reselect
+            "tokens": job.n_tokens if job.clear_tokens or job.reselect
+            else int(m.token_kept[:job.n_tokens].sum()),
             "heads": job.n_heads if job.clear_heads else int(m.head_kept[:job.n_heads].sum())}
         ref = self.model.run_job(desc.job, self.memory)
         self.expected.append((desc, ref))

@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--head-pruning", choices=("keep", "omit"), default="keep",
                     help="keep: drive the core's head pruning with head_keep where exact "
                     "(default); omit: only leave out the jobs of absent heads")
+    rp.add_argument("--rescale-shift", type=int, default=None, metavar="N",
+                    help="imp_shift after a row marked if_rescale_previous_importance "
+                         "(default 1; 0 = no rescale)")
+    rp.add_argument("--protect", metavar="S,W", default=None,
+                    help="keep the first S and the newest W tokens at every token prune "
+                         "(protect_sink, protect_recent; default 0,0)")
     rp.add_argument("--out", type=Path, metavar="JOBS.jsonl",
                     help="write the job descriptors as JSON lines")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -135,6 +141,23 @@ def format_report(rep, elapsed: float) -> str:
     return "\n".join(lines)
 
 
+def reselect_options(args: argparse.Namespace) -> dict:
+    """build_jobs keywords from --rescale-shift and --protect (one-line errors)."""
+    from spatten_dv.errors import UserError
+
+    opts: dict = {}
+    if args.rescale_shift is not None:
+        opts["rescale_shift"] = args.rescale_shift
+    if args.protect is not None:
+        try:
+            sink, recent = (int(x) for x in args.protect.split(","))
+        except ValueError:
+            raise UserError(f"--protect {args.protect!r}: expected S,W (two token counts)") \
+                from None
+        opts["protect"] = (sink, recent)
+    return opts
+
+
 def run_replay(args: argparse.Namespace) -> int:
     from spatten_dv.errors import UserError
     from spatten_dv.torch_threads import torch_threads
@@ -158,7 +181,7 @@ def _replay(args: argparse.Namespace) -> int:
     layers = parse_selection(args.layers, "layers")
     wl = _load(args)
     plan = build_jobs(wl, _source(args, wl), steps=steps, layers=layers,
-                      head_pruning=args.head_pruning)
+                      head_pruning=args.head_pruning, **reselect_options(args))
     if args.out is not None:
         try:
             with open(args.out, "w", encoding="utf-8") as f:

@@ -240,7 +240,8 @@ async def core_jobs(dut):
                     protect_recent=8, acc_tokens=True), label="rs: reselect 60 S4 W8")
     await b.run(job(2, w, reselect=True, imp_shift=31, token_keep=20, protect_recent=25),
                 label="rs: shift 31, W > keep")
-    await b.run(job(0, w, acc_tokens=True, n_tokens=100), label="rs: n=100 below the kept (NO_TOKENS)")
+    await b.run(job(0, w, acc_tokens=True, n_tokens=100),
+                label="rs: n=100 below the kept (NO_TOKENS)")
     await b.run(job(1, w, reselect=True, token_keep=15, protect_sink=200, protect_recent=200,
                     acc_tokens=True), label="rs: all protected")
     await b.run(job(2, w, token_keep=3, protect_sink=2, protect_recent=1), label="rs: S+W=keep")

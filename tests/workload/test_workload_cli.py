@@ -109,6 +109,24 @@ def test_replay_bad_input_exits_2(capsys, tmp_path):
     assert rc == 2 and "cannot read" in err
     rc, _, err = run(capsys, "replay", "small", "--synthetic", "1", "--threads", "0")
     assert rc == 2
+    rc, _, err = run(capsys, "replay", "small", "--synthetic", "1", "--protect", "3")
+    assert rc == 2 and "--protect '3'" in err and "Traceback" not in err
+    rc, _, err = run(capsys, "replay", "small", "--synthetic", "1", "--protect", "3,2000")
+    assert rc == 2 and "protect" in err
+    rc, _, err = run(capsys, "replay", "small", "--synthetic", "1", "--rescale-shift", "32")
+    assert rc == 2 and "rescale shift 32" in err
+
+
+def test_replay_with_protection_and_rescale_options(capsys, tmp_path):
+    out = tmp_path / "jobs.jsonl"
+    rc, text, _ = run(capsys, "replay", PER8, "--synthetic", "2", "--steps", "1:3", "--layers",
+                      "0,11", "--protect", "4,8", "--rescale-shift", "2", "--out", str(out))
+    assert rc == 0 and "match the CSV" in text
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    pruning = [r for r in recs if r["descriptor"]["token_keep"]]
+    assert pruning and all((r["descriptor"]["protect_sink"], r["descriptor"]["protect_recent"])
+                           == (4, 8) for r in pruning)
+    assert [r["descriptor"]["imp_shift"] for r in recs if r["descriptor"]["imp_shift"]] == [2]
 
 
 def test_replay_mismatch_exits_1(capsys, monkeypatch):

@@ -168,6 +168,21 @@ def test_rescale_shift_option(source):
         build_jobs(wl, source, steps={0}, layers={0}, rescale_shift=32)
 
 
+def test_protected_tokens_survive_every_prune(source):
+    wl = load_workload(resolve_workload(PER8))
+    plan = build_jobs(wl, source, steps={0, 1, 2}, layers={0, 1, 6, 11}, protect=(4, 8))
+    model = SpAttenCoreModel()
+    pruned = 0
+    for pj in plan.jobs:
+        res = model.run_job(pj.job, plan.memory)
+        assert res.n_keys == pj.row.keys and res.n_values == pj.row.values
+        if pj.job.token_keep:
+            n, keys = pj.job.n_tokens, set(res.keys.tolist())
+            assert set(range(4)) | set(range(n - 8, n)) <= keys, pj.actions
+            pruned += 1
+    assert pruned == 2 * 3  # steps 1, 2: 921, 716, 102 at layers 0, 1, 6 (11 keeps its 102)
+
+
 def test_head_pruning_keep_and_omit(source):
     wl = load_workload(resolve_workload(MEDIUM_HP))
     plan = build_jobs(wl, source, steps={1, 2}, layers={0, 15, 16, 21, 22, 23})

@@ -59,6 +59,7 @@ class ReselectSeq(CornersSeq):
                   protect_recent=100, acc_tokens=True)
         await job("S beyond n", reselect=True, token_keep=15, protect_sink=L)
         await job("W beyond n, no reselect", token_keep=10, protect_recent=L)
+        await job("keep >= count, no reselect (no prune)", token_keep=100, protect_sink=2)
         await job("protection without keep", protect_sink=3, protect_recent=3)
         await job("reselect below the pruned range", size=60, reselect=True, acc_tokens=True)
         await job("rescale 31 to zero + keep 10", reselect=True, imp_shift=31, token_keep=10)
