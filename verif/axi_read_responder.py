@@ -129,6 +129,7 @@ class AxiReadResponder:
     # ------------------------------------------------------------------ R channel
     async def _r_loop(self) -> None:
         port, ch = self.port, self.ch
+        gaps = self.knobs.r_valid_prob < 1.0  # no random draw per beat without R gaps
         while True:
             if not self._queue:
                 port.set("rvalid", ch, 0)
@@ -144,7 +145,7 @@ class AxiReadResponder:
                 if not beat.ready.is_set():
                     port.set("rvalid", ch, 0)
                     await beat.ready.wait()  # set just after the edge of the data cycle
-                while self.rng.random() >= self.knobs.r_valid_prob:
+                while gaps and self.rng.random() >= self.knobs.r_valid_prob:
                     port.set("rvalid", ch, 0)
                     await RisingEdge(self.clk)
                 port.set("rdata", ch, beat.data)
