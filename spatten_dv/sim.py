@@ -40,7 +40,9 @@ def _top_level_vpi_only(runner) -> None:
     public: Verilator then keeps them all as separate variables and the model runs about 4x
     slower (measured with bench/bare). The environment drives and reads top-level ports only,
     so a speed build asks for --public-depth 1 instead."""
-    build_command = runner._build_command
+    build_command = getattr(runner, "_build_command", None)
+    if build_command is None:  # another cocotb: keep its command line as it is
+        return
 
     def without_public_flat_rw():
         cmds = build_command()
