@@ -145,12 +145,14 @@ def case_decode(rec: Recorder, out: Path, quick: bool, seed: int) -> list[dict]:
 
     dram = "DDR4_2400R"
     peak = _peak(dram)
-    layers = "0:2" if quick else ""
-    runs = [("per8", "workload_replay", {"workload": WORKLOAD, "steps": "1"})]
-    runs += [(t, "trace_replay", {"trace": t, "steps": "0"}) for t in
+    # per8 step 1 whole (144 jobs: also the basis of --quick's whole-workload extrapolation);
+    # the traces' step 0, whole or (--quick) the first two layers of the first trace
+    trace_layers = "0:2" if quick else ""
+    runs = [("per8", "workload_replay", {"workload": WORKLOAD, "steps": "1"}, "")]
+    runs += [(t, "trace_replay", {"trace": t, "steps": "0"}, trace_layers) for t in
              (TRACES[:1] if quick else TRACES)]
     rows = []
-    for label, seq, knobs in runs:
+    for label, seq, knobs, layers in runs:
         name = f"decode_{label}_l{layers.replace(':', '-') or 'all'}"
         e = env_run(name, seq, dict(knobs, layers=layers, dram=dram, state_check=False),
                     out, seed)
