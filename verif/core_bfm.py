@@ -44,7 +44,9 @@ class CoreBfm:
     async def start(self) -> None:
         """Start the clock, hold reset 3 cycles, release it, start the result side."""
         dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, self.period_ps, unit="ps").start())
+        # The clock toggles in the GPI layer (C++), not in a Python coroutine per edge.
+        self.clock = Clock(dut.clk, self.period_ps, unit="ps", impl="gpi")
+        self.clock.start()
         dut.rst_n.value = 0
         dut.desc_valid.value = 0
         dut.desc_data.value = 0

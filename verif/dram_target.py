@@ -6,7 +6,8 @@
 its controller cycles onto the simulation clock one to one: controller cycle c is the clock
 cycle that starts at the c-th rising edge after `start()`. Responders `submit()` transaction
 reads and wait on the returned Event; the target's one coroutine sleeps until the model's next
-event or a new submission, so an idle memory costs no wake-ups. Pin access stays in the
+event, or is restarted by a submission that arrives earlier, so an idle memory costs no
+wake-ups. Pin access stays in the
 responders: the target touches no signal except the clock it is started on.
 """
 
@@ -16,18 +17,20 @@ from collections import deque
 
 import cocotb
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import Event, First, RisingEdge, Timer
+from cocotb.triggers import Event, RisingEdge, Timer
 
 from spatten_dv.models.dram.device import INF
 
 
 class DramTarget:
-    def __init__(self, model, clock_period_ps: int):
+    def __init__(self, model, clock_period_ps: int, keep_completed: bool = True):
         self.model = model
+        self.keep_completed = keep_completed  # off for long runs: one tuple per read
         self.period_ps = int(clock_period_ps)
         # (arrival cycle, address, Event) handed over but not yet accepted by the controller
         self._pending: deque[tuple[int, int, Event]] = deque()
-        self._wake = Event()
+        self._idle = Event()  # never set: what the coroutine waits on with nothing to do
+        self._wake_cycle = INF  # the cycle the coroutine wakes in next
         self._t0_ps: int | None = None
         self._clk = None
         self._task = None
@@ -57,13 +60,30 @@ class DramTarget:
         the controller in cycle c + 1.
         """
         done = Event()
-        self._pending.append((self.cycle() + 1, addr, done))
+        arrival = self.cycle() + 1
+        self._pending.append((arrival, addr, done))
         self.reads += 1
-        self._wake.set()
+        if arrival < self._wake_cycle and self._task is not None:
+            # The coroutine sleeps past the arrival: restart it to wake then. Cheaper than
+            # racing every sleep against a submission Event (First: two tasks per wake-up).
+            self._task.cancel()
+            self._wake_cycle = arrival
+            self._task = cocotb.start_soon(self._run(arrival))
         return done
 
-    async def _run(self) -> None:
+    async def _sleep_until(self, cycle: int) -> None:
+        """Return on the rising edge that starts `cycle` (at once if it has started)."""
+        # Sleep to half a cycle before it, then wake on its rising edge, where every other
+        # testbench coroutine drives its pins too.
+        delay = (self._t0_ps + cycle * self.period_ps - self.period_ps // 2
+                 - int(get_sim_time("ps")))
+        await Timer(max(delay, 1), unit="ps")
+        await RisingEdge(self._clk)
+
+    async def _run(self, first_wake: int | None = None) -> None:
         model = self.model
+        if first_wake is not None:
+            await self._sleep_until(first_wake)
         while True:
             # Processing happens only on a rising edge, never in a read-only phase, so the
             # Events it sets let responders drive their pins at once, like any other driver.
@@ -76,24 +96,14 @@ class DramTarget:
                     break  # queue full: offer again next cycle, in order
                 self._pending.popleft()
             for req in model.pop_completions():
-                self.completed.append((req.addr, req.arrive, req.depart))
+                if self.keep_completed:
+                    self.completed.append((req.addr, req.arrive, req.depart))
                 req.tag.set()
             nxt = model.next_event_cycle()
             if self._pending:
                 nxt = min(nxt, max(now + 1, self._pending[0][0]))
-            while True:
-                self._wake.clear()
-                if nxt >= INF:
-                    await self._wake.wait()
-                else:
-                    # Sleep to half a cycle before cycle `nxt`, then wake on its rising edge,
-                    # where every other testbench coroutine drives its pins too.
-                    delay = (self._t0_ps + nxt * self.period_ps - self.period_ps // 2
-                             - int(get_sim_time("ps")))
-                    timer = Timer(max(delay, 1), unit="ps")
-                    if await First(timer, self._wake.wait()) is timer:
-                        await RisingEdge(self._clk)
-                        break
-                # A submission arrived (possibly during a read-only phase): reschedule only.
-                if self._pending:
-                    nxt = min(nxt, self._pending[-1][0])
+            self._wake_cycle = nxt
+            if nxt >= INF:
+                await self._idle.wait()  # never set: a submission restarts the coroutine
+            else:
+                await self._sleep_until(nxt)

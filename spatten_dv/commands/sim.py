@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--code-coverage", action="store_true",
                    help="Verilator builds with line + toggle coverage (coverage.dat per test; "
                    "report with spatten-dv coverage --from OUT)")
+    p.add_argument("--debug-build", action="store_true",
+                   help="Verilator with the default flags (X values kept unique, -Os) instead "
+                   "of the speed build (-O3, X resolved for speed, -O2); waves and coverage "
+                   "builds always use the default flags")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="test runs at a time, each its own simulator process (default 1)")
     p.add_argument("--list", action="store_true", help="list tiers, tests and sequences")
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if args.code_coverage and sims != ["verilator"]:
         raise UserError("--code-coverage needs --simulator verilator")
     results = run_tests(plan, args.out, waves=args.waves, knobs=knobs, jobs=args.jobs,
-                        coverage=args.code_coverage,
+                        coverage=args.code_coverage, fast=not args.debug_build,
                         per_step=adhoc is not None and "replay" in adhoc)
     failed = [r for r in results if not r.passed]
     print(f"sim: {len(results) - len(failed)} passed, {len(failed)} failed")
