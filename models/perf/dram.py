@@ -1,0 +1,153 @@
+"""Fetch time: a latency + bandwidth formula calibrated once on the DRAM timing model.
+
+The environment serves the core's AXI reads through models/dram (verif/dram_target.py: one DRAM
+controller cycle per core clock cycle, verif/axi_read_responder.py: a burst becomes one request
+per DRAM transaction). Running that model per job is too slow for a performance model (about
+5,000-10,000 requests/s), so `calibrate()` runs it ONCE per (preset, channels) on what the
+fetcher does on a long contiguous plane: 16-beat bursts, at most 8 in flight, round robin over
+the channels, R beats taken in burst order at r_beats_per_cycle. From two stream lengths it
+takes the steady-state cycles per DRAM transaction (`tx_cycles`) and the start-up cycles
+(`latency`: first AR to the first data, plus the pipeline fill). The long stream spans three
+refresh intervals: refresh (about 430 cycles every 9,364 on DDR4-2400R, which a 4,000-cycle job
+meets about every other time) is in the rate at its average cost.
+
+    fetch_cycles = latency + max(beats / r_beats_per_cycle, transactions * tx_cycles)
+
+`peak_bytes_per_cycle` is the memory's pin bandwidth per core cycle (channels x pseudo-channels
+x tx_bytes / nBL): the denominator of the bound ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from functools import lru_cache
+
+from spatten_dv.errors import UserError
+
+MAX_OUTSTANDING = 8  # hdl/spatten_core.v: spatten_fetcher MAX_OUTSTANDING
+MAX_BURST = 16
+BUS_BYTES = 32
+REFRESH_SPAN = 3  # refresh intervals the calibration stream spans
+UNLIMITED = 64  # beats per cycle standing for 'no core-side limit' in the calibration
+
+
+@dataclass(frozen=True)
+class DramFit:
+    preset: str
+    channels: int
+    tx_bytes: int
+    latency: float  # cycles from the fetch start to the first data beat (start-up)
+    tx_cycles: float  # steady-state cycles per DRAM transaction (all channels together)
+    peak_bytes_per_cycle: float
+
+    def fetch_cycles(self, beats: int, transactions: int, r_beats_per_cycle: int = 1) -> float:
+        if beats == 0:
+            return 0.0
+        return self.latency + max(beats / r_beats_per_cycle, transactions * self.tx_cycles)
+
+
+def _memory(preset: str, channels: int, ideal_latency: int):
+    from spatten_dv.models.dram import IdealMemory, MemorySystem, SystemConfig
+    from spatten_dv.models.dram.presets import TIMING_PRESETS
+
+    if preset == "ideal":
+        return IdealMemory(read_latency=ideal_latency), 64, float("inf")
+    if preset not in TIMING_PRESETS:
+        raise UserError(f"--dram {preset!r}: choose ideal or one of {', '.join(TIMING_PRESETS)}")
+    sysc = SystemConfig.from_presets(TIMING_PRESETS[preset].standard, preset, channels=channels)
+    d = sysc.dram
+    pseudo = d.level_sizes[1] if "PseudoChannel" in d.standard.levels else 1
+    peak = channels * pseudo * d.tx_bytes / d.timings["nBL"]
+    return MemorySystem(sysc), d.tx_bytes, peak
+
+
+def _refresh_interval(preset: str, channels: int) -> int:
+    """nREFI of the preset in controller cycles (0: no refresh, the ideal memory)."""
+    if preset == "ideal":
+        return 0
+    from spatten_dv.models.dram import SystemConfig
+    from spatten_dv.models.dram.presets import TIMING_PRESETS
+
+    sysc = SystemConfig.from_presets(TIMING_PRESETS[preset].standard, preset, channels=channels)
+    return int(sysc.dram.timings.get("nREFI", 0))
+
+
+def stream_cycles(preset: str, channels: int, bursts: int, ideal_latency: int = 20,
+                  r_beats_per_cycle: int = 1) -> tuple[int, int, int, float]:
+    """Cycles to fetch `bursts` contiguous 16-beat bursts the way the fetcher does.
+
+    Returns (cycles to the last beat, cycle of the first beat, transactions, peak B/cycle).
+    """
+    mem, tx_bytes, peak = _memory(preset, channels, ideal_latency)
+    base = 0x1000_0000
+    beat_tx = [(b * MAX_BURST + i) * BUS_BYTES // tx_bytes
+               for b in range(bursts) for i in range(MAX_BURST)]
+    # AR of burst b: its 16 beats are generated r_beats_per_cycle per cycle (the RTL: one), the
+    # burst closes on the next beat (+1) and the AR slot hands it over (+1); at most
+    # MAX_OUTSTANDING bursts in flight.
+    pending: list[tuple[int, int]] = []  # (cycle the request reaches the controller, block)
+    done_at: dict[int, int] = {}
+    issued = consumed_bursts = 0
+    beat = 0
+    beat_budget = 0.0
+    first_beat = -1
+    cycle = 0
+    n_tx = 0
+    submitted: set[tuple[int, int]] = set()
+    while beat < len(beat_tx):
+        # AR issue (one per cycle)
+        if (issued < bursts and issued - consumed_bursts < MAX_OUTSTANDING
+                and cycle >= MAX_BURST * (issued + 1) / r_beats_per_cycle + 2):
+            for i in range(MAX_BURST):
+                blk = beat_tx[issued * MAX_BURST + i]
+                if (issued, blk) not in submitted:
+                    submitted.add((issued, blk))
+                    pending.append((cycle + 1, blk))
+                    n_tx += 1
+            issued += 1
+        # requests reach the controller, in order, while its queue has room
+        if cycle > mem.now:
+            mem.advance_to(cycle)
+        while pending and pending[0][0] <= cycle:
+            if mem.try_send(base + pending[0][1] * tx_bytes, tag=pending[0][1]) is None:
+                break
+            pending.pop(0)
+        for req in mem.pop_completions():
+            done_at[req.tag] = req.depart
+        # R side: beats in order, r_beats_per_cycle per cycle, once their data is back
+        beat_budget = min(beat_budget + r_beats_per_cycle, r_beats_per_cycle)
+        while (beat < len(beat_tx) and beat_budget >= 1 and beat // MAX_BURST < issued
+               and done_at.get(beat_tx[beat], cycle + 1) < cycle):
+            if first_beat < 0:
+                first_beat = cycle
+            beat += 1
+            beat_budget -= 1
+            if beat % MAX_BURST == 0:
+                consumed_bursts += 1
+        cycle += 1
+    return cycle, first_beat, n_tx, peak
+
+
+@lru_cache(maxsize=64)
+def calibrate(preset: str = "DDR4_2400R", channels: int = 1, ideal_latency: int = 20,
+              r_beats_per_cycle: int = 1) -> DramFit:
+    """Latency and cycles per transaction of `preset` x `channels` (cached per process)."""
+    if channels not in (1, 2, 4, 8, 16):
+        raise UserError(f"--channels {channels}: must be 1, 2, 4, 8 or 16")
+    short, probe = 8, 72
+    # DRAM-only rate: the core side made (almost) infinitely fast. The long stream spans
+    # REFRESH_SPAN refresh intervals so refresh is in the rate at its average cost.
+    c1, _, t1, peak = stream_cycles(preset, channels, short, ideal_latency, UNLIMITED)
+    c2, _, t2, _ = stream_cycles(preset, channels, probe, ideal_latency, UNLIMITED)
+    refi = _refresh_interval(preset, channels)
+    if refi:
+        long_ = max(probe, math.ceil(probe * REFRESH_SPAN * refi / max(c2 - c1, 1)))
+        if long_ > probe:
+            c2, _, t2, _ = stream_cycles(preset, channels, long_, ideal_latency, UNLIMITED)
+    tx_cycles = (c2 - c1) / (t2 - t1)
+    # start-up at the real core-side rate: what the short stream takes beyond its throughput
+    c, _, t, _ = stream_cycles(preset, channels, short, ideal_latency, r_beats_per_cycle)
+    latency = c - max(short * MAX_BURST / r_beats_per_cycle, t * tx_cycles)
+    _, tx_bytes, _ = _memory(preset, channels, ideal_latency)
+    return DramFit(preset, channels, tx_bytes, latency, tx_cycles, peak)
