@@ -19,8 +19,8 @@ x tx_bytes / nBL): the denominator of the bound ratio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 from spatten_dv.errors import UserError

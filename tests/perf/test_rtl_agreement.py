@@ -31,7 +31,7 @@ def test_model_agrees_with_rtl_per_step():
         rtl[rec["step"]] = rtl.get(rec["step"], 0) + rec["cycles"]
     _, shapes = trace_shapes(SLICE["trace"], SLICE["steps"], SLICE["layers"], SLICE["heads"])
     assert len(shapes) == len(records)
-    for rec, shape in zip(records, shapes):  # same jobs: same keys, values, refetch
+    for rec, shape in zip(records, shapes, strict=True):  # same jobs: same keys, values, refetch
         assert (rec["keys"], rec["values"], bool(rec["lsb_fetched"])) == (
             shape.n_keys, shape.n_values, shape.lsb_fetched)
     _, steps = predict(shapes, DEFAULT.with_(dram="ideal"))
