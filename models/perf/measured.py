@@ -1,0 +1,98 @@
+"""The RTL measurements the model is checked against (docs/perf.md "Agreement").
+
+`SELECTIONS` are slices of the committed traces and of the GPT-2 small per8 workload, run on
+Verilator behind DDR4-2400R (the environment's default) or the ideal memory. `collect()` runs them
+(`spatten-dv sim` through spatten_dv.regress, nice'd, about 30-60 minutes on a shared 2-core
+machine) and writes one record per job (step, keys, values, LSB refetch, beats, r_cycles) to
+models/perf/data/rtl_jobs.json; `load()` reads that committed table. Regenerate with
+    python -m spatten_dv.models.perf.measured [--only NAME]
+The test suite does not rely only on this table: tests/perf/test_rtl_agreement.py runs a slice
+on the RTL every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DATA = Path(__file__).with_name("data") / "rtl_jobs.json"
+KNOBS = {"state_check": "false", "coverage": "false"}  # neither changes a job's cycles
+
+SELECTIONS = {
+    "code_s0_s3": {"trace": "smollm2_code", "steps": "0,3", "layers": "0,14,28",
+                   "heads": "0,4,8"},
+    "dialogue_s0_s5": {"trace": "smollm2_dialogue", "steps": "0,5", "layers": "0,14,28",
+                       "heads": "0,4,8"},
+    "prose_s7": {"trace": "smollm2_prose", "steps": "7", "layers": "0,14,29",
+                 "heads": "0,4,8"},
+    "prose_s0_l0-6": {"trace": "smollm2_prose", "steps": "0", "layers": "0:7"},
+    "prose_s2_ideal": {"trace": "smollm2_prose", "steps": "2", "layers": "0,10,20,29",
+                       "heads": "0,3,6", "dram": "ideal"},
+    "per8_s0_s1": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2",
+                   "layers": "0,11"},
+}
+
+
+def records_of(jobs_jsonl: Path) -> list[dict]:
+    keep = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles")
+    return [{k: r[k] for k in keep if k in r} for r in
+            map(json.loads, jobs_jsonl.read_text(encoding="utf-8").splitlines())]
+
+
+def load() -> dict:
+    return json.loads(DATA.read_text(encoding="utf-8"))
+
+
+def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
+    from spatten_dv.regress import TestSpec, run_one
+
+    table = load() if DATA.exists() else {}
+    for name in names:
+        sel = SELECTIONS[name]
+        seq = "workload_replay" if "workload" in sel else "trace_replay"
+        spec = TestSpec(name=f"perf_{name}", sequences=seq, knobs=dict(KNOBS, **sel),
+                        tier="adhoc")
+        r = run_one(spec, "verilator", 1, out, progress=False)
+        if not r.passed:
+            raise SystemExit(f"{name}: RTL run failed: {r.failure} (log {r.folder})")
+        table[name] = {"selection": sel, "jobs": records_of(r.folder / "jobs.jsonl")}
+        DATA.parent.mkdir(exist_ok=True)
+        DATA.write_text(json.dumps(table, indent=0))
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=sorted(SELECTIONS))
+    args = ap.parse_args()
+    collect(args.only or list(SELECTIONS))
+
+
+if __name__ == "__main__":
+    main()
+
+
+def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
+    """(step, RTL cycles, model cycles, error %) per step of a measured selection."""
+    from spatten_dv.models.perf.configs import DEFAULT
+    from spatten_dv.models.perf.shape import trace_shapes, workload_shapes
+    from spatten_dv.models.perf.steps import predict
+
+    entry = (table or load())[name]
+    sel = dict(entry["selection"])
+    cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram))
+    if "workload" in sel:
+        _, shapes = workload_shapes(sel["workload"], sel.get("steps"), sel.get("layers"))
+    else:
+        _, shapes = trace_shapes(sel["trace"], sel.get("steps"), sel.get("layers"),
+                                 sel.get("heads"))
+    jobs = entry["jobs"]
+    if len(jobs) != len(shapes):
+        raise ValueError(f"{name}: {len(jobs)} measured jobs, the selection has {len(shapes)}")
+    _, steps = predict(shapes, cfg)
+    rtl: dict[int, int] = {}
+    for r in jobs:
+        rtl[r["step"]] = rtl.get(r["step"], 0) + r["cycles"]
+    return [(s, c, steps[s].cycles, 100 * (steps[s].cycles / c - 1))
+            for s, c in sorted(rtl.items())]
