@@ -26,6 +26,8 @@ class PerfConfig:
     channels: int = 1  # AXI read channels = DRAM channels
     ideal_latency: int = 20  # cycles, dram = "ideal"
     r_beats_per_cycle: int = 1  # R beats the fetcher takes per cycle (1 per channel in `paper`)
+    max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
+    # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
     built: bool = True  # False: no RTL of this configuration (a prediction)
 
     @property
@@ -43,7 +45,7 @@ class PerfConfig:
 DEFAULT = PerfConfig("default")
 PAPER = PerfConfig("paper", keys_per_cycle=8, softmax_lanes=8, values_per_cycle=8,
                    topk_comparators=16, dram="HBM2_2000Mbps", channels=8, r_beats_per_cycle=8,
-                   built=False)
+                   max_outstanding=64, built=False)
 CONFIGS = {"default": DEFAULT, "paper": PAPER}
 
 # Parameters a sweep may vary (spatten-dv perf --sweep NAME=v1,v2,...): option -> field.

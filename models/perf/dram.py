@@ -74,7 +74,8 @@ def _refresh_interval(preset: str, channels: int) -> int:
 
 
 def stream_cycles(preset: str, channels: int, bursts: int, ideal_latency: int = 20,
-                  r_beats_per_cycle: int = 1) -> tuple[int, int, int, float]:
+                  r_beats_per_cycle: int = 1,
+                  max_outstanding: int = MAX_OUTSTANDING) -> tuple[int, int, int, float]:
     """Cycles to fetch `bursts` contiguous 16-beat bursts the way the fetcher does.
 
     Returns (cycles to the last beat, cycle of the first beat, transactions, peak B/cycle).
@@ -97,7 +98,7 @@ def stream_cycles(preset: str, channels: int, bursts: int, ideal_latency: int = 
     submitted: set[tuple[int, int]] = set()
     while beat < len(beat_tx):
         # AR issue (one per cycle)
-        if (issued < bursts and issued - consumed_bursts < MAX_OUTSTANDING
+        if (issued < bursts and issued - consumed_bursts < max_outstanding
                 and cycle >= MAX_BURST * (issued + 1) / r_beats_per_cycle + 2):
             for i in range(MAX_BURST):
                 blk = beat_tx[issued * MAX_BURST + i]
@@ -131,23 +132,27 @@ def stream_cycles(preset: str, channels: int, bursts: int, ideal_latency: int = 
 
 @lru_cache(maxsize=64)
 def calibrate(preset: str = "DDR4_2400R", channels: int = 1, ideal_latency: int = 20,
-              r_beats_per_cycle: int = 1) -> DramFit:
+              r_beats_per_cycle: int = 1, max_outstanding: int = MAX_OUTSTANDING) -> DramFit:
     """Latency and cycles per transaction of `preset` x `channels` (cached per process)."""
     if channels not in (1, 2, 4, 8, 16):
         raise UserError(f"--channels {channels}: must be 1, 2, 4, 8 or 16")
     short, probe = 8, 72
     # DRAM-only rate: the core side made (almost) infinitely fast. The long stream spans
     # REFRESH_SPAN refresh intervals so refresh is in the rate at its average cost.
-    c1, _, t1, peak = stream_cycles(preset, channels, short, ideal_latency, UNLIMITED)
-    c2, _, t2, _ = stream_cycles(preset, channels, probe, ideal_latency, UNLIMITED)
+    c1, _, t1, peak = stream_cycles(preset, channels, short, ideal_latency, UNLIMITED,
+                                   max_outstanding)
+    c2, _, t2, _ = stream_cycles(preset, channels, probe, ideal_latency, UNLIMITED,
+                                 max_outstanding)
     refi = _refresh_interval(preset, channels)
     if refi:
         long_ = max(probe, math.ceil(probe * REFRESH_SPAN * refi / max(c2 - c1, 1)))
         if long_ > probe:
-            c2, _, t2, _ = stream_cycles(preset, channels, long_, ideal_latency, UNLIMITED)
+            c2, _, t2, _ = stream_cycles(preset, channels, long_, ideal_latency, UNLIMITED,
+                                           max_outstanding)
     tx_cycles = (c2 - c1) / (t2 - t1)
     # start-up at the real core-side rate: what the short stream takes beyond its throughput
-    c, _, t, _ = stream_cycles(preset, channels, short, ideal_latency, r_beats_per_cycle)
+    c, _, t, _ = stream_cycles(preset, channels, short, ideal_latency, r_beats_per_cycle,
+                               max_outstanding)
     latency = c - max(short * MAX_BURST / r_beats_per_cycle, t * tx_cycles)
     _, tx_bytes, _ = _memory(preset, channels, ideal_latency)
     return DramFit(preset, channels, tx_bytes, latency, tx_cycles, peak)

@@ -66,7 +66,8 @@ class StepPrediction:
 
 
 def fit_for(cfg: PerfConfig) -> DramFit:
-    return calibrate(cfg.dram, cfg.channels, cfg.ideal_latency, cfg.r_beats_per_cycle)
+    return calibrate(cfg.dram, cfg.channels, cfg.ideal_latency, cfg.r_beats_per_cycle,
+                     cfg.max_outstanding)
 
 
 def predict_job(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> JobPrediction:

@@ -112,6 +112,8 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
 
 def swept(cfg, name: str, value: int):
     if name == "channels":
+        if not cfg.built:  # the prediction's fetcher scales with the channels (1 beat, 8 bursts)
+            return cfg.with_(channels=value, r_beats_per_cycle=value, max_outstanding=8 * value)
         return cfg.with_(channels=value)
     if name == "multipliers":
         return cfg.with_(keys_per_cycle=value // 64, values_per_cycle=value // 64)
