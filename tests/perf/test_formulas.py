@@ -28,7 +28,7 @@ def shape(m=100, nv=50, lsb=False, acc=True, prune=None, status=Status.OK, step=
     return JobShape(step=step, label="t", status=int(status), n_tokens=m, clear=False,
                     head_prune=None, token_prune=prune, keys=keys,
                     values=np.arange(0, 2 * nv, 2, dtype=np.int64)[:nv],
-                    v_select=nv < m, lsb_fetched=lsb, msb_bits=6, lsb_bits=4, v_bits=8,
+                    v_select=nv < m, lsb_fetched=lsb, msb_bits=8, lsb_bits=4, v_bits=8,
                     k_msb_base=0x10000, k_lsb_base=0x20000, v_base=0x30000, acc_tokens=acc)
 
 
@@ -83,7 +83,7 @@ def test_stage_breakdown_of_a_job():
     p = predict_job(shape(m=100, nv=50), DEFAULT, FIT)
     st = p.stages
     assert st["key_scan"] == 1 + 104
-    # K MSB: 100 tokens x 2 beats, contiguous: 100 tx of 64 B at 4 cycles
+    # K MSB: 100 8-bit tokens x 2 beats, contiguous: 100 tx of 64 B at 4 cycles
     assert st["k_msb"] == pytest.approx(1 + 100 + 400 + 6 + 200 + SOFTMAX_TAIL)
     assert st["k_lsb"] == 0 and st["accumulate"] == 100
     assert st["v_select"] == topk_cycles(100, 50)
