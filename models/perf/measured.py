@@ -26,7 +26,11 @@ SELECTIONS = {
                        "heads": "0,4,8"},
     "prose_s7": {"trace": "smollm2_prose", "steps": "7", "layers": "0,14,29",
                  "heads": "0,4,8"},
-    "prose_s0_l0-6": {"trace": "smollm2_prose", "steps": "0", "layers": "0:7"},
+    # whole decode steps (270 jobs; per8: 144 jobs per step)
+    "code_s3_all": {"trace": "smollm2_code", "steps": "3"},
+    "prose_s7_all": {"trace": "smollm2_prose", "steps": "7"},
+    "dialogue_s5_all": {"trace": "smollm2_dialogue", "steps": "5"},
+    "per8_s0_s1_all": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2"},
     "prose_s2_ideal": {"trace": "smollm2_prose", "steps": "2", "layers": "0,10,20,29",
                        "heads": "0,3,6", "dram": "ideal"},
     "per8_s0_s1": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2",
@@ -34,14 +38,36 @@ SELECTIONS = {
 }
 
 
+COLUMNS = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles")
+
+
 def records_of(jobs_jsonl: Path) -> list[dict]:
-    keep = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles")
-    return [{k: r[k] for k in keep if k in r} for r in
+    return [{k: r[k] for k in COLUMNS} for r in
             map(json.loads, jobs_jsonl.read_text(encoding="utf-8").splitlines())]
 
 
 def load() -> dict:
-    return json.loads(DATA.read_text(encoding="utf-8"))
+    """{name: {"selection": ..., "jobs": [{column: value}, ...]}} from the committed table."""
+    raw = json.loads(DATA.read_text(encoding="utf-8"))
+    return {name: {"selection": e["selection"],
+                   "jobs": [dict(zip(raw["columns"], row, strict=True)) for row in e["jobs"]]}
+            for name, e in raw["selections"].items()}
+
+
+def save(table: dict) -> None:
+    """One line per job, columns COLUMNS (the file stays small: about 25 bytes a job)."""
+    names = list(table)
+    lines = ["{", f' "columns": {json.dumps(list(COLUMNS))},', ' "selections": {']
+    for i, name in enumerate(names):
+        e = table[name]
+        rows = [json.dumps([r[c] for c in COLUMNS]) for r in e["jobs"]]
+        lines.append(f'  {json.dumps(name)}: {{"selection": {json.dumps(e["selection"])}, '
+                     '"jobs": [')
+        lines.append(",\n".join("   " + r for r in rows))
+        lines.append("  ]}" + ("," if i < len(names) - 1 else ""))
+    lines += [" }", "}"]
+    DATA.parent.mkdir(exist_ok=True)
+    DATA.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
@@ -57,8 +83,7 @@ def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
         if not r.passed:
             raise SystemExit(f"{name}: RTL run failed: {r.failure} (log {r.folder})")
         table[name] = {"selection": sel, "jobs": records_of(r.folder / "jobs.jsonl")}
-        DATA.parent.mkdir(exist_ok=True)
-        DATA.write_text(json.dumps(table, indent=0))
+        save(table)
     return table
 
 

@@ -8,9 +8,13 @@ import pytest
 from spatten_dv.models.perf.measured import agreement, load
 
 TABLE = load()
+# the reference model takes 0.1-0.25 s per GPT-2 job of ~1000 tokens: whole per8 steps
+# (288 jobs) are left to docs/perf.md, their slice is checked here
+FAST = sorted(n for n, e in TABLE.items()
+              if "workload" not in e["selection"] or len(e["jobs"]) <= 100)
 
 
-@pytest.mark.parametrize("name", sorted(TABLE))
+@pytest.mark.parametrize("name", FAST)
 def test_measured_steps_within_5_percent(name):
     rows = agreement(name, TABLE)
     assert rows
