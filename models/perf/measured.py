@@ -87,15 +87,31 @@ def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
     return table
 
 
+def markdown(table: dict | None = None) -> list[str]:
+    """The agreement table of docs/perf.md, from the committed measurements."""
+    table = table or load()
+    out = ["| selection | step | jobs | RTL cycles | model cycles | error |",
+           "|---|---|---|---|---|---|"]
+    for name, e in table.items():
+        sel = ", ".join(f"{k} {v}" for k, v in e["selection"].items())
+        for step, rtl, model, err in agreement(name, table):
+            jobs = sum(1 for r in e["jobs"] if r["step"] == step)
+            out.append(f"| {name}: {sel} | {step} | {jobs} | {rtl:,} | {model:,.0f} | "
+                       f"{err:+.2f} % |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", choices=sorted(SELECTIONS))
+    ap.add_argument("--table", action="store_true",
+                    help="print the agreement table of the committed measurements, run nothing")
     args = ap.parse_args()
+    if args.table:
+        print("\n".join(markdown()))
+        return
     collect(args.only or list(SELECTIONS))
 
-
-if __name__ == "__main__":
-    main()
 
 
 def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
@@ -121,3 +137,7 @@ def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, floa
         rtl[r["step"]] = rtl.get(r["step"], 0) + r["cycles"]
     return [(s, c, steps[s].cycles, 100 * (steps[s].cycles / c - 1))
             for s, c in sorted(rtl.items())]
+
+
+if __name__ == "__main__":
+    main()
