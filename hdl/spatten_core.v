@@ -1,8 +1,8 @@
 // SpAtten core top level: job controller + datapath (docs/architecture.md sections 2, 3, 5-8;
 // reference models/core.py SpAttenCoreModel.run_job, whose order of operations it follows).
 //
-// Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 984 bits at the
-// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1155 bits), and the
+// Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 1012 bits at the
+// defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
 // fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
 // IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
 // dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
@@ -12,9 +12,12 @@
 // Job flow (one FSM, sequential phases):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
 //           that order, = Job.validate()); invalid -> result with zeros, no state change.
-//   CLR     clear_tokens / clear_heads requests to spatten_prune_state.
+//   CLR     clear_tokens / clear_heads / reselect / rescale (imp_shift > 0) requests to
+//           spatten_prune_state, taken in one edge (section 7 steps 2-4; the rescale scan then
+//           runs inside the prune state and the next phase waits for its op_ready).
 //   prune   (head_keep, then token_keep) scan kept entries < n -> top-k engine (position,
-//           importance) + position->index list; keep < count: top-k(n=count, k=keep) winners ->
+//           {protected, importance}: the protected bit of section 7 step 6 is the engine's
+//           33rd value bit, 0 for heads) + position->index list; keep < count: top-k(n=count, k=keep) winners ->
 //           prune_state winner stream (positions mapped back to indices).
 //   HEADCHK head_kept[head_id] = 0 -> HEAD_SKIPPED.
 //   KEYS    scan kept tokens < n_tokens -> key list (position -> token), m = count (0: NO_TOKENS).
@@ -42,8 +45,8 @@ module spatten_core #(
     parameter integer N_CH   = 1,
     parameter integer AXI_DW = 256,
     parameter integer AW     = 32,
-    parameter integer DESC_W = 984,
-    parameter integer RES_W  = 1155
+    parameter integer DESC_W = 1012,
+    parameter integer RES_W  = 1411
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -112,6 +115,12 @@ module spatten_core #(
     wire [31:0] d_klsb      = desc[183:152];
     wire [31:0] d_vbase     = desc[215:184];
     wire [D*12-1:0] d_query = desc[216 +: D*12];
+    // per-step re-selection fields, after the query (section 2.1)
+    localparam integer RS0 = 216 + D*12;
+    wire        d_reselect  = desc[RS0];
+    wire [4:0]  d_imp_shift = desc[RS0+1 +: 5];
+    wire [10:0] d_prot_sink = desc[RS0+6 +: 11];
+    wire [10:0] d_prot_rec  = desc[RS0+17 +: 11];
 
     // ------------------------------------------------------------------ validation
     function [1:0] stride_of;  // bus words per token, D = 64, AXI 256
@@ -136,7 +145,11 @@ module spatten_core #(
         input [10:0] n;
         reg [36:0] endp;
         begin
-            endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
+            // plane bytes rounded up to bus words; a dense 6-bit plane is ceil(1.5 n) words
+            if (w == 4'd6)
+                endp = {5'd0, base} + ((({26'd0, n} * 37'd3) + 37'd1) >> 1 << 5);
+            else
+                endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
             addr_bad = (base[4:0] != 5'd0) || (endp > 37'h1_0000_0000);
         end
     endfunction
@@ -202,6 +215,8 @@ module spatten_core #(
 
     wire ps_clear_t = (state == S_CLR) && d_clr_tok;
     wire ps_clear_h = (state == S_CLR) && d_clr_head;
+    wire ps_reselect = (state == S_CLR) && d_reselect;
+    wire ps_rescale = (state == S_CLR) && (d_imp_shift != 5'd0);
     // state readback (section 10): the scan runs with scan_all = 1 and the dbg_* arguments
     wire dbg_scan = (state == S_DBG_SCAN);
     wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
@@ -217,7 +232,7 @@ module spatten_core #(
     // ------------------------------------------------------------------ top-k
     wire        tk_busy, tk_out_valid, tk_out_last, tk_done;
     wire [LB-1:0] tk_out_index;
-    wire [31:0] tk_thr;
+    wire [32:0] tk_thr;
     wire [LB:0] tk_ties, tk_passes, tk_pm, tk_pc;
     wire [31:0] tk_cycles;
     wire        tk_pv;
@@ -229,10 +244,16 @@ module spatten_core #(
     wire        tk_load_valid = (state == S_PR_COLLECT) ? (ps_scan_valid) :
                                 (state == S_PASS) ? (sm_prob_valid && !err) : 1'b0;
     wire [LB-1:0] tk_load_index = (state == S_PR_COLLECT) ? cnt[LB-1:0] : sm_prob_index;
-    wire [31:0] tk_load_value = (state == S_PR_COLLECT) ? ps_scan_imp : {16'd0, sm_prob_data};
+    // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
+    // step 6), ranked above every unprotected token through the value's top bit
+    wire        tk_protected = (pr_mode == 2'd1) &&
+                               (({1'b0, ps_scan_idx} < d_prot_sink) ||
+                                ({2'b0, ps_scan_idx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
+    wire [32:0] tk_load_value = (state == S_PR_COLLECT) ? {tk_protected, ps_scan_imp}
+                                                        : {17'd0, sm_prob_data};
     wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (state == S_VSEL_RUN);
 
-    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(32), .TOPK_CMPS(16)) u_topk (
+    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(16)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
@@ -250,6 +271,8 @@ module spatten_core #(
     spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX)) u_prune (
         .clk(clk), .rst_n(rst_n),
         .op_ready(ps_op_ready), .clear_tokens(ps_clear_t), .clear_heads(ps_clear_h),
+        .reselect(ps_reselect), .reselect_n(d_n_tokens), .rescale(ps_rescale),
+        .rescale_shift(d_imp_shift),
         .scan_start(ps_scan_start), .scan_heads(ps_scan_heads), .scan_all(dbg_scan),
         .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
         .prune_n(ps_pr_n),
@@ -267,6 +290,7 @@ module spatten_core #(
     );
 
     // ------------------------------------------------------------------ fetcher
+    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     reg         f_start;
     reg [31:0]  f_base;
     reg [1:0]   f_stride;
@@ -281,10 +305,13 @@ module spatten_core #(
     wire [9:0]  f_idx_token = klist[f_pos];
     wire        f_beat_valid, f_beat_ready;
     wire [AXI_DW-1:0] f_beat_data;
+    wire [1:0]  f_beat_phase;
+    wire        f_dense_w6 = (u_width == 4'd6);  // latched by the fetcher at f_start
 
     spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
                       .TOK_BITS(10)) u_fetch (
         .clk(clk), .rst_n(rst_n), .start(f_start), .base(f_base), .stride_beats(f_stride),
+        .dense_w6(f_dense_w6),
         .busy(f_busy), .done(f_done), .error(f_error), .beats(f_beats),
         .idx_valid(f_idx_valid), .idx_ready(f_idx_ready), .idx_token(f_idx_token),
         .idx_last(fi == f_cnt - 11'd1),
@@ -293,11 +320,11 @@ module spatten_core #(
         .m_axi_arburst(m_axi_arburst), .m_axi_rvalid(m_axi_rvalid),
         .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
         .m_axi_rlast(m_axi_rlast),
-        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data)
+        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data),
+        .beat_phase(f_beat_phase)
     );
 
     // ------------------------------------------------------------------ unpack + stage
-    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
     wire       u_out_valid, u_out_last;
     wire [D*12-1:0] u_codes;
     reg        s_valid;
@@ -311,7 +338,8 @@ module spatten_core #(
     spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(u_width),
         .cfg_signed(pass != 2'd1), .in_valid(f_beat_valid), .in_ready(f_beat_ready),
-        .in_data(f_beat_data), .in_last(1'b0), .out_valid(u_out_valid),
+        .in_data(f_beat_data), .in_last(1'b0), .in_phase(f_beat_phase),
+        .out_valid(u_out_valid),
         .out_ready(u_out_ready), .out_codes(u_codes), .out_last(u_out_last)
     );
 
@@ -417,8 +445,51 @@ module spatten_core #(
     // ------------------------------------------------------------------ result
     assign desc_ready = (state == S_IDLE) && !dbg_req;
     assign res_valid = (state == S_RESULT);
-    assign res_data = {r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb, r_lsb_fetched,
-                       r_status, d_job_id};
+    assign res_data = {c_fetch_stall, c_fetch_busy, c_ctrl, c_v, c_topk, c_softmax, c_qk,
+                       c_fetch_wait, r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb,
+                       r_lsb_fetched, r_status, d_job_id};
+
+    // ------------------------------------------------------------------ stage counters
+    // docs/architecture.md section 9. Every cycle counted by `cycles` (the edges in S_CHECK ..
+    // S_NEXT) goes to exactly one of the six exclusive counters, in this priority:
+    //   qk          the dot product takes a key (one per key and K pass at QK_MULS = D)
+    //   v           the prob.V accumulator takes a value, or the V pass drains after its fetch
+    //   fetch_wait  a K/V fetch is in progress and the datapath took nothing this cycle
+    //   softmax     K pass after its fetch ended: last scores, normalisation, probabilities
+    //   topk        head/token prune passes (their state scans included) and value selection
+    //   ctrl        the rest: check, clear, head check, key list, pass start, accumulate, end
+    // fetch_busy (in-pass cycles with the fetcher running) and fetch_stall (fetch_wait cycles
+    // with no R beat at the fetcher's output: waiting on DRAM) overlap the six.
+    // 32 bits like `cycles`: the six sum to it, so none can wrap before it does.
+    wire        job_cyc   = ((state >= S_CHECK) && (state <= S_ACC_H)) || (state == S_NEXT);
+    wire        qk_take   = dp_in_valid && dp_in_ready;
+    wire        v_take    = s_valid && (pass == 2'd2) && !err && pv_in_ready;
+    wire        fetch_on  = in_pass && f_busy;
+    wire        is_qk     = qk_take;
+    wire        is_v      = !qk_take && (v_take || (state == S_V && !f_busy));
+    wire        is_fwait  = !qk_take && !v_take && fetch_on;
+    wire        is_sm     = !qk_take && (state == S_PASS) && !f_busy;
+    wire        is_topk   = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
+                            || state == S_VSEL || state == S_VSEL_RUN;
+    wire        is_ctrl   = !(is_qk || is_v || is_fwait || is_sm || is_topk);
+    wire        is_stall  = is_fwait && !f_beat_valid;
+    reg  [31:0] c_fetch_wait, c_qk, c_softmax, c_topk, c_v, c_ctrl, c_fetch_busy, c_fetch_stall;
+    wire        job_accept = (state == S_IDLE) && !dbg_req && desc_valid;
+    always @(posedge clk) begin
+        if (!rst_n || job_accept) begin
+            c_fetch_wait <= 32'd0; c_qk <= 32'd0; c_softmax <= 32'd0; c_topk <= 32'd0;
+            c_v <= 32'd0; c_ctrl <= 32'd0; c_fetch_busy <= 32'd0; c_fetch_stall <= 32'd0;
+        end else if (job_cyc) begin
+            c_qk <= c_qk + {31'd0, is_qk};
+            c_v <= c_v + {31'd0, is_v};
+            c_fetch_wait <= c_fetch_wait + {31'd0, is_fwait};
+            c_softmax <= c_softmax + {31'd0, is_sm};
+            c_topk <= c_topk + {31'd0, is_topk};
+            c_ctrl <= c_ctrl + {31'd0, is_ctrl};
+            c_fetch_busy <= c_fetch_busy + {31'd0, fetch_on};
+            c_fetch_stall <= c_fetch_stall + {31'd0, is_stall};
+        end
+    end
 
     // ------------------------------------------------------------------ FSM
     always @(posedge clk) begin
@@ -484,7 +555,8 @@ module spatten_core #(
                     r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0;
                     r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
                     if (v_status != 4'd0) state <= S_NEXT;
-                    else if (d_clr_tok || d_clr_head) state <= S_CLR;
+                    else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
+                        state <= S_CLR;
                     else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
                     else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;

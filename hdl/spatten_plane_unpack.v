@@ -2,10 +2,18 @@
 // (docs/architecture.md, section 3; reference models/formats.py: pack_plane / unpack_plane).
 //
 // A token of a plane of width w (cfg_width = 4, 6, 8 or 12) is D*w bits, element d in bits
-// [d*w, d*w+w) of the token's little-endian bit string, padded with zeros to
-// NB(w) = ceil(D*w / AXI_DW) bus words (1, 2, 2, 3 beats at the defaults). Beat j of a token
+// [d*w, d*w+w) of the token's little-endian bit string. Widths 4, 8, 12 are whole bus words,
+// NB(w) = D*w / AXI_DW (1, 2, 3 beats at the defaults; w = 6 below). Beat j of a token
 // carries bits [j*AXI_DW, (j+1)*AXI_DW) of that string (AXI byte-lane order: byte i of the
 // beat on in_data[8i+7:8i], which is exactly bit j*AXI_DW + k of the string on in_data[k]).
+//
+// Dense 6-bit planes (section 3): a token is 1.5 bus words (D*6 = 1.5*AXI_DW; the default
+// geometry), token t at byte 48t, so the beats are not per token. Each beat comes with in_phase
+// = its word index in the plane mod 3 (from the fetcher): phase 0 is the first word of an even
+// token (buffered), phase 1 holds that token's last half in its low half (the token is complete
+// when the beat before was its phase 0 word) and the next odd token's first half in its high
+// half (buffered), phase 2 is the rest of that odd token (complete). in_phase is ignored for
+// the other widths.
 //
 // Output: out_codes holds element d in bits [12d+11 : 12d]: the w-bit code sign-extended to
 // 12 bits when cfg_signed = 1 (K MSB plane, V plane) or zero-extended when cfg_signed = 0
@@ -36,6 +44,7 @@ module spatten_plane_unpack #(
     output wire              in_ready,
     input  wire [AXI_DW-1:0] in_data,
     input  wire              in_last,
+    input  wire [1:0]        in_phase,     // dense 6-bit planes: word index mod 3
     output reg               out_valid,
     input  wire              out_ready,
     output reg  [D*12-1:0]   out_codes,
@@ -60,7 +69,9 @@ module spatten_plane_unpack #(
     localparam [CW-1:0]    LB8    = LB8_I[CW-1:0];
     localparam [CW-1:0]    LB12   = LB12_I[CW-1:0];
 
+    localparam integer HALF = AXI_DW / 2;
     reg  [CW-1:0]          beat;           // index of the next beat within its token
+    reg                    have_even;      // w = 6: the last beat was a phase-0 word (in buffer)
     reg  [BUFW*AXI_DW-1:0] buffer;         // beats 0..NB-2 of the current token
     reg                    skid_valid;
     reg  [D*12-1:0]        skid_codes;
@@ -80,7 +91,9 @@ module spatten_plane_unpack #(
 
     assign in_ready = !skid_valid;
     wire accept = in_valid && in_ready;
-    wire final_beat = (beat == last_beat);
+    wire w6 = (cfg_width == 4'd6);
+    wire final_beat = w6 ? ((in_phase == 2'd1 && have_even) || in_phase == 2'd2)
+                         : (beat == last_beat);
     wire token_done = accept && final_beat;
 
     // The token's bit string as of its final beat: word j is the current beat when j is the
@@ -100,6 +113,11 @@ module spatten_plane_unpack #(
         token_bits[(NB_MAX-1)*AXI_DW +: AXI_DW] = in_data;
     end
 
+    // w = 6: the token completed by this beat (even: phase-0 word + low half of the phase-1
+    // word; odd: high half of the phase-1 word + the phase-2 word).
+    wire [AXI_DW+HALF-1:0] tok6 = (in_phase == 2'd2)
+        ? {in_data, buffer[AXI_DW +: HALF]} : {in_data[HALF-1:0], buffer[0 +: AXI_DW]};
+
     // Element extraction and sign/zero extension to 12 bits.
     reg  [D*12-1:0] codes;
     integer d;
@@ -111,8 +129,7 @@ module spatten_plane_unpack #(
                     codes[d*12 +: 12] = {{8{cfg_signed & token_bits[d*4 + 3]}},
                                          token_bits[d*4 +: 4]};
                 4'd6:
-                    codes[d*12 +: 12] = {{6{cfg_signed & token_bits[d*6 + 5]}},
-                                         token_bits[d*6 +: 6]};
+                    codes[d*12 +: 12] = {{6{cfg_signed & tok6[d*6 + 5]}}, tok6[d*6 +: 6]};
                 4'd8:
                     codes[d*12 +: 12] = {{4{cfg_signed & token_bits[d*8 + 7]}},
                                          token_bits[d*8 +: 8]};
@@ -126,6 +143,7 @@ module spatten_plane_unpack #(
     always @(posedge clk) begin
         if (!rst_n || clear) begin
             beat <= {CW{1'b0}};
+            have_even <= 1'b0;
             buffer <= {BUFW*AXI_DW{1'b0}};
             out_valid <= 1'b0;
             out_codes <= {D*12{1'b0}};
@@ -134,7 +152,11 @@ module spatten_plane_unpack #(
             skid_codes <= {D*12{1'b0}};
             skid_last <= 1'b0;
         end else begin
-            if (accept) begin
+            if (accept && w6) begin
+                have_even <= (in_phase == 2'd0);
+                if (in_phase == 2'd0) buffer[0 +: AXI_DW] <= in_data;
+                if (in_phase == 2'd1) buffer[AXI_DW +: HALF] <= in_data[AXI_DW-1:HALF];
+            end else if (accept) begin
                 beat <= final_beat ? {CW{1'b0}} : beat + 1'b1;
                 for (b = 0; b < BUFW; b = b + 1) begin
                     if (!final_beat && beat == b[CW-1:0])

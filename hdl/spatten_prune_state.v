@@ -23,14 +23,23 @@
 // HB = clog2(H_MAX) (head index, 1 bit minimum).
 //
 // ---------------------------------------------------------------------------------- commands
-// op_ready (out): the block is idle (no scan, no prune, token-accumulate pipeline empty).
-// clear_tokens, clear_heads, scan_start, prune_begin (in) are REQUESTS: hold one high (with its
-// arguments stable) until a rising edge where op_ready = 1; that edge takes it. While any of the
-// four is high, tacc_ready and hacc_ready are 0, so a pending command drains the accumulation
-// pipeline (at most 1 cycle) and then wins over the streams.
+// op_ready (out): the block is idle (no scan, no prune, no rescale, token-accumulate pipeline
+// empty).
+// clear_tokens, clear_heads, reselect, rescale, scan_start, prune_begin (in) are REQUESTS: hold
+// one high (with its arguments stable) until a rising edge where op_ready = 1; that edge takes
+// it. While any of them is high, tacc_ready and hacc_ready are 0, so a pending command drains
+// the accumulation pipeline (at most 1 cycle) and then wins over the streams.
 //   * clear_tokens: token_imp <- 0, token_kept <- all 1, in that one edge. clear_heads: same for
 //     heads. Both may be requested together, and together with scan_start or prune_begin: the
 //     clear takes effect first (the scan / prune sees the cleared state).
+//   * reselect with reselect_n (0..L_MAX): token_kept[t] <- 1 for t < reselect_n, in that one
+//     edge; importance untouched. May be taken together with the clears and rescale.
+//   * rescale with rescale_shift (0..31): token_imp[t] <- token_imp[t] >> rescale_shift for
+//     every t < L_MAX (section 7 step 3). Taken together with a clear_tokens it sees the cleared
+//     importance. Scan: entry i is read in cycle i + 1 after the take edge and written back
+//     (only if written since the last clear) at the next edge; op_ready returns L_MAX + 2 cycles
+//     after the take edge (1026 at L_MAX = 1024), whatever the shift (0 included). A scan_start
+//     or prune_begin requested at the same edge stays pending until op_ready returns.
 //   * scan_start with scan_heads (0 tokens, 1 heads), scan_all (0: kept entries only; 1: every
 //     entry, a debug/test view of the importance RAM) and scan_n (limit n: 0..L_MAX for tokens,
 //     0..H_MAX for heads; larger n for heads acts as H_MAX).
@@ -96,6 +105,10 @@ module spatten_prune_state #(
     output wire                            op_ready,
     input  wire                            clear_tokens,
     input  wire                            clear_heads,
+    input  wire                            reselect,
+    input  wire [$clog2(L_MAX+1)-1:0]      reselect_n,
+    input  wire                            rescale,
+    input  wire [4:0]                      rescale_shift,
     input  wire                            scan_start,
     input  wire                            scan_heads,
     input  wire                            scan_all,
@@ -144,7 +157,7 @@ module spatten_prune_state #(
     localparam [31:0]  IMP_MAX = 32'hFFFF_FFFF;
 
     localparam [2:0] S_IDLE = 3'd0, S_SCAN = 3'd1, S_SDRAIN = 3'd2, S_PCLR = 3'd3,
-                     S_PRUNE = 3'd4;
+                     S_PRUNE = 3'd4, S_RESC = 3'd5;
 
     // ------------------------------------------------------------------ state
     reg  [2:0]       state;
@@ -174,15 +187,20 @@ module spatten_prune_state #(
 
     // ------------------------------------------------------------------ command acceptance
     reg              s1_valid;         // token accumulation, stage 2 (add + write)
+    reg              rs_wv;            // rescale: the entry read last cycle is written now
     wire idle      = (state == S_IDLE);
-    wire cmd_req   = clear_tokens | clear_heads | scan_start | prune_begin;
-    assign op_ready   = idle & ~s1_valid;
+    wire cmd_req   = clear_tokens | clear_heads | reselect | rescale | scan_start | prune_begin;
+    assign op_ready   = idle & ~s1_valid & ~rs_wv;
     assign tacc_ready = idle & ~cmd_req;
     assign hacc_ready = idle & ~cmd_req;
     wire clr_tok_go = op_ready & clear_tokens;
     wire clr_hd_go  = op_ready & clear_heads;
-    wire prune_go   = op_ready & prune_begin;
-    wire scan_go    = op_ready & scan_start & ~prune_begin;
+    wire resel_go   = op_ready & reselect;
+    wire resc_go    = op_ready & rescale;
+    wire prune_go   = op_ready & prune_begin & ~rescale;
+    wire scan_go    = op_ready & scan_start & ~prune_begin & ~rescale;
+    // tokens below reselect_n (reselect_n = L_MAX: all ones)
+    wire [L_MAX-1:0] lt_resel = ~({L_MAX{1'b1}} << reselect_n);
 
     // ------------------------------------------------------------------ masks below n
     // entry index < op_n (op_n = L_MAX shifts every bit out: all ones)
@@ -276,10 +294,17 @@ module spatten_prune_state #(
     wire [32:0]    s1_sum = {1'b0, s1_old} + {17'd0, s1_prob};
     wire [31:0]    s1_new = s1_sum[32] ? IMP_MAX : s1_sum[31:0];
 
-    assign ram_raddr = (state == S_SCAN) ? iss_idx : tacc_idx;
-    assign ram_we    = s1_valid;
-    assign ram_waddr = s1_idx;
-    assign ram_wdata = s1_new;
+    // ------------------------------------------------------------------ rescale scan
+    reg  [LB-1:0]  rs_i;               // entry read this cycle
+    reg  [LB-1:0]  rs_widx;            // entry read last cycle (written now)
+    reg  [4:0]     rs_shift;
+    wire [31:0]    rs_new = ram_rdata >> rs_shift;
+
+    // the rescale never overlaps the accumulation (op_ready = 0 while either runs)
+    assign ram_raddr = (state == S_SCAN) ? iss_idx : (state == S_RESC) ? rs_i : tacc_idx;
+    assign ram_we    = s1_valid | (rs_wv & written[rs_widx]);
+    assign ram_waddr = rs_wv ? rs_widx : s1_idx;
+    assign ram_wdata = rs_wv ? rs_new : s1_new;
 
     // ------------------------------------------------------------------ head accumulation
     wire           hacc_go = hacc_valid & hacc_ready &
@@ -330,6 +355,10 @@ module spatten_prune_state #(
             fw_valid   <= 1'b0;
             fw_idx     <= {LB{1'b0}};
             fw_data    <= 32'd0;
+            rs_wv      <= 1'b0;
+            rs_i       <= {LB{1'b0}};
+            rs_widx    <= {LB{1'b0}};
+            rs_shift   <= 5'd0;
         end else begin
             scan_done <= 1'b0;
 
@@ -349,12 +378,19 @@ module spatten_prune_state #(
             if (hacc_go)
                 head_imp[hacc_idx] <= h_new;
 
-            // clears (taken only while idle with the pipeline empty)
+            // rescale write-back pipeline
+            rs_wv   <= (state == S_RESC);
+            rs_widx <= rs_i;
+
+            // clears and reselect (taken only while idle with the pipeline empty)
             if (clr_tok_go) begin
                 token_kept <= {L_MAX{1'b1}};
                 written    <= {L_MAX{1'b0}};
-            end else if (s1_valid) begin
-                written[s1_idx] <= 1'b1;
+            end else begin
+                if (resel_go)
+                    token_kept <= token_kept | lt_resel;
+                if (s1_valid)
+                    written[s1_idx] <= 1'b1;
             end
             if (clr_hd_go) begin
                 head_kept <= {H_MAX{1'b1}};
@@ -381,7 +417,11 @@ module spatten_prune_state #(
 
             case (state)
                 S_IDLE: begin
-                    if (prune_go) begin
+                    if (resc_go) begin
+                        rs_i     <= {LB{1'b0}};
+                        rs_shift <= rescale_shift;
+                        state    <= S_RESC;
+                    end else if (prune_go) begin
                         op_heads <= prune_heads;
                         op_n     <= prune_n;
                         state    <= S_PCLR;
@@ -431,6 +471,11 @@ module spatten_prune_state #(
                     else
                         token_kept <= token_kept & ~lt_n;
                     state <= S_PRUNE;
+                end
+                S_RESC: begin
+                    rs_i <= rs_i + 1'b1;
+                    if (rs_i == {LB{1'b1}})
+                        state <= S_IDLE;
                 end
                 S_PRUNE: begin
                     if (win_go) begin

@@ -13,6 +13,7 @@ import torch
 
 from spatten_dv.models.descriptor import Job, JobResult, Status
 from spatten_dv.models.formats import combine, reconstruct, unpack_plane
+from spatten_dv.models.layout import plane_fetch_beats, plane_fetch_words
 from spatten_dv.models.memory import DECERR, DramImage
 from spatten_dv.models.params import (
     DEFAULT_PARAMS,
@@ -64,12 +65,28 @@ class SpAttenCoreModel:
         self.head_importance.zero_()
         self.head_kept.fill_(True)
 
-    def prune_tokens(self, n_tokens: int, keep: int) -> None:
-        """Keep the `keep` most important of the kept tokens below n_tokens."""
+    def rescale_tokens(self, shift: int) -> None:
+        """token_imp >>= shift for every token (section 7 step 3)."""
+        if shift:
+            self.token_importance >>= shift
+
+    def reselect_tokens(self, n_tokens: int) -> None:
+        """Every token below n_tokens is a candidate again; importance unchanged (step 4)."""
+        self.token_kept[:n_tokens] = True
+
+    def prune_tokens(self, n_tokens: int, keep: int, protect_sink: int = 0,
+                     protect_recent: int = 0) -> None:
+        """Keep the `keep` highest-ranked of the kept tokens below n_tokens (step 6).
+
+        Rank = protected * 2^32 + importance: tokens below protect_sink and the newest
+        protect_recent tokens come first and count toward `keep`.
+        """
         candidates = torch.nonzero(self.token_kept[:n_tokens]).flatten()
         if keep >= candidates.numel():
             return
-        winners = candidates[topk_indices(self.token_importance[candidates], keep)]
+        protected = (candidates < protect_sink) | (candidates >= n_tokens - protect_recent)
+        rank = self.token_importance[candidates] + (protected.to(torch.int64) << IMP_BITS)
+        winners = candidates[topk_indices(rank, keep)]
         self.token_kept[:n_tokens] = False
         self.token_kept[winners] = True
 
@@ -94,12 +111,19 @@ class SpAttenCoreModel:
     # ------------------------------------------------------------------ memory access
     def _fetch(self, memory: DramImage, base: int, tokens: torch.Tensor, width: int,
                signed: bool) -> torch.Tensor:
-        stride = self.params.plane_stride(width)
-        addrs = base + tokens.numpy().astype(np.int64) * stride
-        resp = memory.error_for(addrs, stride)
+        # an error anywhere in a bus word the fetcher reads fails the job (section 8)
+        p = self.params
+        words = plane_fetch_words(tokens.numpy(), width, p)
+        resp = memory.error_for(base + words * p.bus_bytes, p.bus_bytes)
         if resp:
             raise _AxiError(resp)
-        return unpack_plane(memory.gather(addrs, stride), width, signed, self.params)
+        tb = p.token_bytes(width)
+        addrs = base + tokens.numpy().astype(np.int64) * tb
+        return unpack_plane(memory.gather(addrs, tb), width, signed, p)
+
+    def _fetch_bytes(self, tokens: torch.Tensor, width: int) -> int:
+        """Bytes the fetcher reads for these tokens: whole bus words (section 3)."""
+        return plane_fetch_beats(tokens.numpy(), width, self.params) * self.params.bus_bytes
 
     # ------------------------------------------------------------------ one job
     def run_job(self, job: Job, memory: DramImage) -> JobResult:
@@ -113,10 +137,14 @@ class SpAttenCoreModel:
             self.clear_tokens()
         if job.clear_heads:
             self.clear_heads()
+        self.rescale_tokens(job.imp_shift)
+        if job.reselect:
+            self.reselect_tokens(job.n_tokens)
         if job.head_keep:
             self.prune_heads(job.n_heads, job.head_keep)
         if job.token_keep:
-            self.prune_tokens(job.n_tokens, job.token_keep)
+            self.prune_tokens(job.n_tokens, job.token_keep, job.protect_sink,
+                              job.protect_recent)
         # 2. A pruned head does no work.
         if not bool(self.head_kept[job.head_id]):
             return JobResult(job.job_id, Status.HEAD_SKIPPED, zero)
@@ -144,14 +172,14 @@ class SpAttenCoreModel:
         n = keys.numel()
         # MSB pass.
         msb = self._fetch(memory, job.k_msb_base, keys, job.msb_bits, signed=True)
-        result.bytes_k_msb = n * p.plane_stride(job.msb_bits)
+        result.bytes_k_msb = self._fetch_bytes(keys, job.msb_bits)
         sm = softmax_fixed(dot_products(job.query, reconstruct(msb, job.msb_bits)),
                            job.score_mult, job.score_shift)
         result.max_prob_msb = int(sm.max_prob)
         # Progressive quantization: a flat distribution means the MSBs were not enough.
         if job.lsb_bits and result.max_prob_msb < job.requant_thresh:
             lsb = self._fetch(memory, job.k_lsb_base, keys, job.lsb_bits, signed=False)
-            result.bytes_k_lsb = n * p.plane_stride(job.lsb_bits)
+            result.bytes_k_lsb = self._fetch_bytes(keys, job.lsb_bits)
             result.lsb_fetched = True
             full = reconstruct(combine(msb, lsb, job.lsb_bits), job.msb_bits + job.lsb_bits)
             sm = softmax_fixed(dot_products(job.query, full), job.score_mult, job.score_shift)
@@ -164,6 +192,6 @@ class SpAttenCoreModel:
             picked = torch.arange(n, dtype=torch.int64)
         result.values = keys[picked]
         v = self._fetch(memory, job.v_base, result.values, job.v_bits, signed=True)
-        result.bytes_v = picked.numel() * p.plane_stride(job.v_bits)
+        result.bytes_v = self._fetch_bytes(result.values, job.v_bits)
         result.out = weighted_sum(sm.probs[picked], reconstruct(v, job.v_bits))
         result.beats = result.bytes_read // p.bus_bytes

@@ -35,6 +35,9 @@ class Status(IntEnum):
     AXI_DECERR = 8
 
 
+IMP_SHIFT_BITS = 5  # imp_shift: right shift 0..31 of every token importance
+
+
 def descriptor_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
     """(name, width) of each descriptor field, LSB first."""
     tb = params.token_bits
@@ -60,7 +63,21 @@ def descriptor_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, in
         ("k_lsb_base", params.axi_addr_bits),
         ("v_base", params.axi_addr_bits),
         ("query", params.head_dim * QKV_BITS),
+        # per-step re-selection (docs/architecture.md section 7, steps 3, 4 and 6); after the
+        # query so that the fields before keep their positions
+        ("reselect", 1),
+        ("imp_shift", IMP_SHIFT_BITS),
+        ("protect_sink", tb),
+        ("protect_recent", tb),
     ]
+
+
+# Per-stage cycle counters of the result (docs/architecture.md section 9), cycle figures like
+# `cycles` (RTL only, not modelled). The exclusive ones partition `cycles`; the overlapping
+# ones are sub-counts (fetch_busy spans qk / v / fetch_wait cycles, fetch_stall is part of
+# fetch_wait).
+STAGE_COUNTERS = ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_topk", "cyc_v", "cyc_ctrl")
+OVERLAP_COUNTERS = ("cyc_fetch_busy", "cyc_fetch_stall")
 
 
 def result_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
@@ -77,7 +94,7 @@ def result_fields(params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, int]]:
         ("beats", 24),
         ("cycles", 32),
         ("out", params.head_dim * OUT_BITS),
-    ]
+    ] + [(name, 32) for name in STAGE_COUNTERS + OVERLAP_COUNTERS]
 
 
 def pack_fields(values: dict[str, int], layout: list[tuple[str, int]]) -> int:
@@ -121,6 +138,10 @@ class Job:
     clear_heads: bool = False
     acc_tokens: bool = False
     acc_heads: bool = False
+    reselect: bool = False  # every token < n_tokens kept again, importance kept
+    imp_shift: int = 0  # token importance >>= imp_shift (every token) before the prunes
+    protect_sink: int = 0  # a token prune keeps tokens < protect_sink first
+    protect_recent: int = 0  # ... and tokens >= n_tokens - protect_recent
     head_id: int = 0
     n_heads: int = 1
     job_id: int = 0
@@ -166,12 +187,14 @@ class Job:
         if (self.msb_bits not in PLANE_WIDTHS or self.v_bits not in PLANE_WIDTHS
                 or self.lsb_bits not in LSB_WIDTHS or self.msb_bits + self.lsb_bits > QKV_BITS):
             return Status.BAD_WIDTH
+        from spatten_dv.models.layout import plane_bytes
+
         limit = 1 << p.axi_addr_bits
         planes = [(self.k_msb_base, self.msb_bits), (self.v_base, self.v_bits)]
         if self.lsb_bits:
             planes.append((self.k_lsb_base, self.lsb_bits))
         for base, width in planes:
-            if base % p.bus_bytes or base + self.n_tokens * p.plane_stride(width) > limit:
+            if base % p.bus_bytes or base + plane_bytes(self.n_tokens, width, p) > limit:
                 return Status.BAD_ADDR
         return Status.OK
 

@@ -76,24 +76,22 @@ def combine(msb: torch.Tensor, lsb: torch.Tensor, lsb_width: int) -> torch.Tenso
 
 
 def pack_plane(codes: torch.Tensor, width: int, params: CoreParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Pack (tokens, D) codes of `width` bits into (tokens, stride) bytes.
+    """Pack (tokens, D) codes of `width` bits into (tokens, D*width/8) bytes.
 
     Element d of a token occupies bits [d*width, d*width+width) of the token's little-endian
-    bit string; the rest of the stride is zero padding. Negative codes are stored in two's
-    complement of `width` bits.
+    bit string; no padding (the rows laid end to end are the dense plane of section 3).
+    Negative codes are stored in two's complement of `width` bits.
     """
     codes = torch.as_tensor(codes, dtype=torch.int64)
     if codes.ndim != 2 or codes.shape[1] != params.head_dim:
         raise ValueError(f"codes must have shape (tokens, {params.head_dim}), got "
                          f"{tuple(codes.shape)}")
     n = codes.shape[0]
-    stride = params.plane_stride(width)
+    params.token_bytes(width)  # D*width must be whole bytes
     u = (codes & ((1 << width) - 1)).numpy().astype(np.uint16)
     bits = ((u[:, :, None] >> np.arange(width, dtype=np.uint16)) & 1).astype(np.uint8)
     bits = bits.reshape(n, params.head_dim * width)
-    padded = np.zeros((n, stride * 8), dtype=np.uint8)
-    padded[:, : bits.shape[1]] = bits
-    return np.packbits(padded, axis=1, bitorder="little")
+    return np.packbits(bits, axis=1, bitorder="little")
 
 
 def unpack_plane(raw: np.ndarray, width: int, signed: bool,

@@ -62,17 +62,18 @@ class CoreParams:
     def head_bits(self) -> int:
         return max(1, (self.max_heads - 1).bit_length())
 
-    def plane_stride(self, width: int) -> int:
-        """Bytes between consecutive tokens in a plane of `width`-bit elements.
+    def token_bytes(self, width: int) -> int:
+        """Bytes of one token in a plane of `width`-bit elements: D*width/8, packed densely.
 
-        A token's D elements are packed densely and padded to whole bus words so every token
-        starts on a bus-word boundary (docs/architecture.md, section 3).
+        Token t of a plane starts at byte t * token_bytes(width) (docs/architecture.md section
+        3): no per-token padding, so a 6-bit token (48 B at D = 64) may start mid bus word.
         """
         if width == 0:
             return 0
         bits = self.head_dim * width
-        words = -(-bits // self.axi_data_bits)
-        return words * self.bus_bytes
+        if bits % 8:
+            raise ValueError(f"D*width = {bits} bits is not a whole number of bytes")
+        return bits // 8
 
 
 DEFAULT_PARAMS = CoreParams()

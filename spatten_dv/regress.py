@@ -65,6 +65,7 @@ class TestResult:
         return {"test": self.spec.name, "tier": self.spec.tier, "simulator": self.simulator,
                 "seed": self.seed, "passed": self.passed, "wall_s": round(self.wall_s, 1),
                 "folder": str(self.folder), "failure": self.failure,
+                "stages": stage_split(self.summary.get("totals", {})),
                 "summary": {k: v for k, v in self.summary.items() if k != "config"}}
 
 
@@ -182,6 +183,26 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     return TestResult(spec, simulator, seed, passed, wall, folder, summary, failure)
 
 
+# Exclusive stage counters of the result (docs/architecture.md section 9) -> short labels.
+STAGE_LABELS = (("cyc_fetch_wait", "fetch"), ("cyc_qk", "qk"), ("cyc_softmax", "softmax"),
+                ("cyc_topk", "topk"), ("cyc_v", "v"), ("cyc_ctrl", "ctrl"))
+
+
+def stage_split(counts: dict) -> str:
+    """'bound by fetch: fetch 61% (stall 40%) qk 12% ...' from summed stage counters."""
+    total = sum(counts.get(k, 0) for k, _ in STAGE_LABELS)
+    if not total:
+        return ""
+    parts = {label: 100 * counts.get(k, 0) / total for k, label in STAGE_LABELS}
+    bound = max(parts, key=parts.get)
+    bits = []
+    for label, pct in parts.items():
+        bits.append(f"{label} {pct:.0f}%")
+        if label == "fetch":
+            bits[-1] += f" (stall {100 * counts.get('cyc_fetch_stall', 0) / total:.0f}%)"
+    return f"bound by {bound}: " + " ".join(bits)
+
+
 def _line(r: TestResult) -> str:
     s = r.summary
     cov = s.get("functional_coverage", {}).get("top")
@@ -194,7 +215,8 @@ def _line(r: TestResult) -> str:
         if cov is not None:
             bits.append(f"fcov {cov:5.1f} %")
     bits.append(f"{r.wall_s:6.1f} s")
-    return "  ".join(bits)
+    split = stage_split(s.get("totals", {})) if s else ""
+    return "  ".join(bits) + (f"\n      {split}" if split else "")
 
 
 def write_reports(results: list[TestResult], out: Path) -> None:
@@ -277,6 +299,8 @@ def step_table(folder: Path) -> list[str]:
             return []
         s = steps.setdefault(r["step"], dict(jobs=0, keys=0, values=0, lsb=0, beats=0,
                                              cycles=0))
+        for k in [k for k, _ in STAGE_LABELS] + ["cyc_fetch_stall"]:
+            s[k] = s.get(k, 0) + r.get(k, 0)
         s["jobs"] += 1
         s["keys"] += r["keys"]
         s["values"] += r["values"]
@@ -284,11 +308,11 @@ def step_table(folder: Path) -> list[str]:
         s["beats"] += r["beats"]
         s["cycles"] += r["cycles"]
     out = [f"  {'step':>5} {'jobs':>5} {'keys':>8} {'values':>8} {'LSB':>5} {'DRAM MB':>9} "
-           f"{'cycles':>10} {'B/cycle':>8}"]
+           f"{'cycles':>10} {'B/cycle':>8}  stage split (section 9 counters)"]
     for k in sorted(steps):
         s = steps[k]
         nbytes = s["beats"] * 32
         out.append(f"  {k:>5} {s['jobs']:>5} {s['keys']:>8} {s['values']:>8} {s['lsb']:>5} "
                    f"{nbytes / 1e6:>9.3f} {s['cycles']:>10} "
-                   f"{nbytes / s['cycles'] if s['cycles'] else 0:>8.2f}")
+                   f"{nbytes / s['cycles'] if s['cycles'] else 0:>8.2f}  {stage_split(s)}")
     return out

@@ -36,8 +36,8 @@ import torch
 
 from spatten_dv.errors import UserError
 from spatten_dv.models.core import SpAttenCoreModel
-from spatten_dv.models.descriptor import Job, JobResult, Status
-from spatten_dv.models.layout import write_head
+from spatten_dv.models.descriptor import IMP_SHIFT_BITS, Job, JobResult, Status
+from spatten_dv.models.layout import plane_bytes, plane_fetch_beats, write_head
 from spatten_dv.models.memory import DramImage
 from spatten_dv.models.params import (
     DEFAULT_PARAMS,
@@ -81,6 +81,10 @@ GPT2_SIZES = {  # model name -> (layers, heads); all have head dim 64
 REQUANT_ALWAYS = 0xFFFF  # Q1.15 max prob <= 32768 < 0xFFFF: the LSBs are always refetched
 REQUANT_NEVER = 0
 PLANES_BASE = 0x1000_0000
+# imp_shift on the job after a row marked if_rescale_previous_importance. The CSV does not give
+# SpAtten's factor; halving once per step makes the importance an exponential average in which
+# older steps weigh less. It changes which tokens are kept, never how many.
+RESCALE_SHIFT = 1
 SHIPPED_DIR = "workloads"  # inside the spatten_dv.traces package (traces/workloads/)
 
 
@@ -520,8 +524,8 @@ def format_summary(s: dict) -> str:
         f"%); progressive quantization on in {s['progressive_quant_rows']} rows, threshold "
         f"{'/'.join('off' if t == OFF else f'{t:g}' for t in s['requant_threshold'])}",
         f"importance    accumulated in {s['acc_importance_rows']} rows, rescaled in "
-        f"{s['rescale_importance_rows']} (not replayed); top-k marks {s['topk_rows']}, "
-        f"{s['topk_matching_next_layer']} equal to the next layer's key count",
+        f"{s['rescale_importance_rows']} (imp_shift on the next job); top-k marks "
+        f"{s['topk_rows']}, {s['topk_matching_next_layer']} equal to the next layer's key count",
     ]
     if s["extra_columns"]:
         lines.append(f"ignored       columns {', '.join(s['extra_columns'])}")
@@ -712,7 +716,7 @@ def _plane_bytes(n: int, msb: int, lsb: int, v: int, params: CoreParams) -> int:
     def align(a: int) -> int:
         return (a + 4095) & ~4095
 
-    return sum(align(n * params.plane_stride(w)) for w in (msb, lsb, v))
+    return sum(align(plane_bytes(n, w, params)) for w in (msb, lsb, v))
 
 
 def parse_selection(text: str | None, what: str) -> set[int] | None:
@@ -740,12 +744,16 @@ def parse_selection(text: str | None, what: str) -> set[int] | None:
 
 def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
                layers: set[int] | None = None, head_pruning: str = "keep",
-               params: CoreParams = DEFAULT_PARAMS, planes_base: int = PLANES_BASE) -> JobPlan:
+               params: CoreParams = DEFAULT_PARAMS, planes_base: int = PLANES_BASE,
+               rescale_shift: int = RESCALE_SHIFT) -> JobPlan:
     """Jobs for the selected rows (file order) and the DRAM image they read.
 
     Token pruning: the converter tracks how many tokens below n_tokens the core keeps and sets,
-    per job, `token_keep` = key_fetch_num where that is fewer, or `clear_tokens` (plus
-    `token_keep` when needed) where the count grows back. Head pruning: absent heads get no job;
+    per job, `token_keep` = key_fetch_num where that is fewer, or `reselect` (plus
+    `token_keep` when needed) where the count grows back, so the kept set comes from the
+    accumulated importance of every token (`clear_tokens` only on the first job, or where the
+    sentence got shorter). A row marked if_rescale_previous_importance puts
+    `imp_shift` = rescale_shift on the next job. Head pruning: absent heads get no job;
     with head_pruning="keep" the layer's first job also carries `head_keep` (and `clear_heads`)
     so that the core's head state keeps exactly the present heads, where that is possible with
     zero head importance (the present heads are the lowest indices). Rules: docs/workloads.md.
@@ -753,6 +761,8 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
     """
     if head_pruning not in ("keep", "omit"):
         raise ValueError(f"head_pruning must be 'keep' or 'omit', got {head_pruning!r}")
+    if not 0 <= rescale_shift < 1 << IMP_SHIFT_BITS:
+        raise UserError(f"rescale shift {rescale_shift}: expected 0..{(1 << IMP_SHIFT_BITS) - 1}")
     rows = [r for r in wl.rows if (steps is None or r.step in steps)
             and (layers is None or r.layer in layers)]
     if not rows:
@@ -813,14 +823,19 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
     kept_heads = set(range(H))
     group = None
     non_prefix = 0
+    rescale_pending = False  # the previous selected row rescaled the importance after it
     for i, r in enumerate(rows):
         msb, lsb, v, qb, wnotes = widths[r.line]
         actions: list[str] = []
-        clear_tokens = clear_heads = False
-        token_keep = head_keep = 0
+        clear_tokens = clear_heads = reselect = False
+        token_keep = head_keep = imp_shift = 0
+        if rescale_pending and rescale_shift:
+            imp_shift = rescale_shift
+            actions.append(f"imp_shift={imp_shift}")
+        rescale_pending = r.rescale_importance
         if i == 0:
             clear_tokens = clear_heads = True
-            actions += ["clear_tokens", "clear_heads"]
+            actions[:0] = ["clear_tokens", "clear_heads"]
             pruned_upto = kept_in_pruned = 0
             kept_heads = set(range(H))
         # heads: at the first job of a (step, layer)
@@ -849,10 +864,19 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
         # tokens
         n, k = r.n_tokens, r.keys
         available = kept_in_pruned + (n - pruned_upto) if n >= pruned_upto else None
-        if available is None or k > available:
+        if available is None:
+            # fewer tokens than a prune before covered: the state above n is unknown to a
+            # reselect (it only restores tokens below n), so start over
             clear_tokens = True
             if "clear_tokens" not in actions:
                 actions.append("clear_tokens")
+            pruned_upto = kept_in_pruned = 0
+            available = n
+        elif k > available:
+            # the count grows back: every token below n competes again, by importance
+            if not clear_tokens:
+                reselect = True
+                actions.append("reselect")
             pruned_upto = kept_in_pruned = 0
             available = n
         if k < available:
@@ -870,9 +894,9 @@ def build_jobs(wl: Workload, source, *, steps: set[int] | None = None,
                   lsb_bits=lsb, v_bits=v, score_mult=mult, score_shift=shift,
                   requant_thresh=REQUANT_ALWAYS if r.requant else REQUANT_NEVER,
                   v_topk=r.values, token_keep=token_keep, head_keep=head_keep,
-                  clear_tokens=clear_tokens, clear_heads=clear_heads,
-                  acc_tokens=r.acc_importance, acc_heads=False, head_id=r.head, n_heads=H,
-                  job_id=i & 0xFFFF, params=params)
+                  clear_tokens=clear_tokens, clear_heads=clear_heads, reselect=reselect,
+                  imp_shift=imp_shift, acc_tokens=r.acc_importance, acc_heads=False,
+                  head_id=r.head, n_heads=H, job_id=i & 0xFFFF, params=params)
         data = dict(data, k_msb_base=pb.k_msb_base, k_lsb_base=job.k_lsb_base,
                     v_base=pb.v_base)
         jobs.append(PlannedJob(job, r, (msb, lsb, v, qb), wnotes, data, tuple(actions)))
@@ -903,9 +927,10 @@ def check_result(pj: PlannedJob, res: JobResult, params: CoreParams = DEFAULT_PA
         errs.append(f"values {res.n_values} != value_fetch_num {r.values}")
     if bool(res.lsb_fetched) != r.requant:
         errs.append(f"LSB refetch {bool(res.lsb_fetched)} != if_requant {r.requant}")
-    want = (res.n_keys * params.plane_stride(msb),
-            res.n_keys * params.plane_stride(lsb) if r.requant else 0,
-            res.n_values * params.plane_stride(v))
+    beats = plane_fetch_beats  # bus words of the tokens the model fetched (section 3)
+    want = (beats(res.keys, msb, params) * params.bus_bytes,
+            beats(res.keys, lsb, params) * params.bus_bytes if r.requant else 0,
+            beats(res.values, v, params) * params.bus_bytes)
     got = (res.bytes_k_msb, res.bytes_k_lsb, res.bytes_v)
     if got != want:
         errs.append(f"bytes (K MSB, K LSB, V) {got} != {want} for widths {msb}/{lsb}/{v}")
@@ -944,7 +969,7 @@ class Totals:
         self.bytes_k_msb += res.bytes_k_msb
         self.bytes_k_lsb += res.bytes_k_lsb
         self.bytes_v += res.bytes_v
-        self.dense_bytes += 2 * n * params.plane_stride(QKV_BITS)
+        self.dense_bytes += 2 * n * params.token_bytes(QKV_BITS)
         self.beats += res.beats
         self.mismatched_rows += int(bad)
 

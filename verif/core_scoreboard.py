@@ -1,13 +1,21 @@
 """Compare a result taken from spatten_core with the reference model's, field by field.
 
-The core is bit-exact to `SpAttenCoreModel`: every result field except `cycles` must match
-(`beats` too, except for jobs ending in an AXI error, where the number of beats the fetcher had
-in flight when the error came back depends on bus timing).
+The core is bit-exact to `SpAttenCoreModel`: every result field except `cycles` and the stage
+counters must match (`beats` too, except for jobs ending in an AXI error, where the number of
+beats the fetcher had in flight when the error came back depends on bus timing). The stage
+counters are cycle figures the model does not predict; `counter_errors` checks that they are
+consistent with `cycles` and with the model's counts (docs/architecture.md section 9).
 """
 
 from __future__ import annotations
 
-from spatten_dv.models.descriptor import JobResult
+from spatten_dv.models.descriptor import OVERLAP_COUNTERS, STAGE_COUNTERS, JobResult, Status
+
+# statuses of a job that stopped before any fetch (no datapath cycle may be counted)
+NO_DATAPATH = (Status.HEAD_SKIPPED, Status.NO_TOKENS, Status.TOO_MANY_TOKENS, Status.BAD_WIDTH,
+               Status.BAD_ADDR, Status.BAD_HEAD)
+# descriptor errors: the job stops at the check, before any prune pass
+INVALID = (Status.TOO_MANY_TOKENS, Status.BAD_WIDTH, Status.BAD_ADDR, Status.BAD_HEAD)
 
 
 def expected_fields(ref: JobResult) -> dict:
@@ -29,4 +37,41 @@ def compare_result(got: dict, ref: JobResult, check_beats: bool = True) -> list[
         bad = [d for d in range(len(want)) if got["out"][d] != want[d]]
         errs.append(f"out differs at {bad[:8]}: dut {[got['out'][d] for d in bad[:4]]} "
                     f"model {[want[d] for d in bad[:4]]}")
+    errs += [f"counters: {e}" for e in counter_errors(got, ref)]
+    return errs
+
+
+def counter_errors(got: dict, ref: JobResult) -> list[str]:
+    """Rules the stage counters of a DUT result must obey (section 9); empty if all hold.
+
+    * the exclusive counters sum to `cycles`; fetch_stall <= fetch_wait <= fetch_busy <= cycles
+    * an OK job: qk = one cycle per key and K pass (n_keys x (1 + lsb_fetched)), v >= n_values
+      (one cycle per value plus the drain), fetch_busy >= beats (a beat is taken per cycle)
+    * a job that fetched nothing (HEAD_SKIPPED, NO_TOKENS, descriptor errors): every datapath
+      counter is zero; a descriptor error also did no top-k work
+    """
+    c = {name: got[name] for name in STAGE_COUNTERS + OVERLAP_COUNTERS}
+    errs = []
+    total = sum(c[name] for name in STAGE_COUNTERS)
+    if total != got["cycles"]:
+        errs.append(f"exclusive stage counters sum to {total}, cycles is {got['cycles']}")
+    if not c["cyc_fetch_stall"] <= c["cyc_fetch_wait"] <= c["cyc_fetch_busy"] <= got["cycles"]:
+        errs.append(f"fetch_stall {c['cyc_fetch_stall']} <= fetch_wait {c['cyc_fetch_wait']} "
+                    f"<= fetch_busy {c['cyc_fetch_busy']} <= cycles {got['cycles']} fails")
+    if ref.status == Status.OK:
+        want_qk = ref.n_keys * (1 + int(ref.lsb_fetched))
+        if c["cyc_qk"] != want_qk:
+            errs.append(f"cyc_qk {c['cyc_qk']}, expected {want_qk} (one per key and K pass)")
+        if c["cyc_v"] < ref.n_values:
+            errs.append(f"cyc_v {c['cyc_v']} < n_values {ref.n_values}")
+        if c["cyc_fetch_busy"] < ref.beats:
+            errs.append(f"cyc_fetch_busy {c['cyc_fetch_busy']} < beats {ref.beats}")
+    elif ref.status in NO_DATAPATH:
+        busy = [n for n in ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_v",
+                            "cyc_fetch_busy", "cyc_fetch_stall") if c[n]]
+        if ref.status in INVALID and c["cyc_topk"]:
+            busy.append("cyc_topk")
+        if busy:
+            errs.append(f"{ref.status.name} job counted datapath cycles: "
+                        + ", ".join(f"{n} {c[n]}" for n in busy))
     return errs

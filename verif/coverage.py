@@ -3,7 +3,9 @@
 Covergroups (names in the coverage database):
   top.job.*     descriptor widths (and their legal crosses), n_tokens bins, LSB refetch taken /
                 not, v_topk / token_keep / head_keep bins, state-operation flags, threshold
-                corners, every status, widths x refetch, status x n_tokens.
+                corners, every status, widths x refetch, status x n_tokens; the re-selection
+                controls: reselect (x token_keep), imp_shift 0 / 1 / 2-30 / 31, protection
+                (sink, recent, both, overlapping) and protected count vs the token_keep budget.
   top.axi.*     per burst: latency bins (DRAM latency zero to very long), burst length, response,
                 channel.
   top.result.*  result back-pressure bins.
@@ -70,6 +72,34 @@ def keep_bin(keep: int, before: int) -> str:
     return "prunes" if keep < before else "noop"
 
 
+def shift_bin(job) -> str:
+    s = job.imp_shift
+    return "0" if s == 0 else "1" if s == 1 else "31" if s == 31 else "2-30"
+
+
+def protect_bin(job) -> str:
+    """Protection of a token prune: which ranges, and whether they overlap (S > n - W)."""
+    s, w, n = job.protect_sink, job.protect_recent, job.n_tokens
+    if not job.token_keep:
+        return "no_prune"
+    if not s and not w:
+        return "none"
+    if s and w:
+        return "overlap" if s > n - w else "sink_and_recent"
+    return "sink" if s else "recent"
+
+
+def protect_vs_keep_bin(job) -> str:
+    """Protected positions below n_tokens against the token_keep budget."""
+    s, w, n = job.protect_sink, job.protect_recent, job.n_tokens
+    if not job.token_keep or not (s or w):
+        return "n/a"
+    protected = len({t for t in range(n) if t < s or t >= n - w})
+    if protected == n:
+        return "all_protected"
+    return "below_keep" if protected < job.token_keep else "ge_keep"
+
+
 def thresh_bin(job) -> str:
     if job.requant_thresh == 0:
         return "zero"
@@ -101,6 +131,15 @@ def thresh_bin(job) -> str:
     CoverPoint("top.job.clear_heads", xf=lambda j, r, c: bool(j.clear_heads), bins=[False, True]),
     CoverPoint("top.job.acc_tokens", xf=lambda j, r, c: bool(j.acc_tokens), bins=[False, True]),
     CoverPoint("top.job.acc_heads", xf=lambda j, r, c: bool(j.acc_heads), bins=[False, True]),
+    CoverPoint("top.job.reselect", xf=lambda j, r, c: bool(j.reselect), bins=[False, True]),
+    CoverCross("top.job.reselect_x_token_keep",
+               items=["top.job.reselect", "top.job.token_keep"]),
+    CoverPoint("top.job.imp_shift", xf=lambda j, r, c: shift_bin(j),
+               bins=["0", "1", "2-30", "31"]),
+    CoverPoint("top.job.protect", xf=lambda j, r, c: protect_bin(j),
+               bins=["none", "sink", "recent", "sink_and_recent", "overlap"]),
+    CoverPoint("top.job.protect_vs_keep", xf=lambda j, r, c: protect_vs_keep_bin(j),
+               bins=["below_keep", "ge_keep", "all_protected"]),
     CoverPoint("top.job.status", xf=lambda j, r, c: Status(r.status).name, bins=STATUS_BINS),
     CoverCross("top.job.status_x_n_tokens", items=["top.job.status", "top.job.n_tokens"],
                ign_bins=[(s, n) for s in STATUS_BINS for n in N_BINS

@@ -26,14 +26,14 @@ def job_from_packed(word: int, params: CoreParams) -> Job:
     elems = [(q >> (QKV_BITS * d)) & mask for d in range(params.head_dim)]
     query = torch.tensor([e - (1 << QKV_BITS) if e >= half else e for e in elems],
                          dtype=torch.int64)
-    for flag in ("clear_tokens", "clear_heads", "acc_tokens", "acc_heads"):
+    for flag in ("clear_tokens", "clear_heads", "acc_tokens", "acc_heads", "reselect"):
         f[flag] = bool(f[flag])
     return Job(query=query, params=params, **f)
 
 
 def changes_state(job: Job) -> bool:
     return bool(job.clear_tokens or job.clear_heads or job.acc_tokens or job.acc_heads
-                or job.token_keep or job.head_keep)
+                or job.token_keep or job.head_keep or job.reselect or job.imp_shift)
 
 
 class DescriptorDriver(uvm_driver):

@@ -6,6 +6,8 @@ Knob `inject` names the fault; the scoreboard must report it as `CAUGHT_AS[fault
   wrong_lsb       flip lsb_fetched of the first OK result of a job that has an LSB plane
   wrong_topk      in the first state snapshot with both kept and pruned tokens, swap one kept
                   token with one pruned token (a wrong cascade top-k set)
+  wrong_counter   move one cycle of the first OK result from cyc_ctrl to cyc_qk (the sum still
+                  equals cycles: only the per-key rule of the counter check can see it)
 Faults are applied to what the monitors publish, never to the DUT or the model.
 """
 
@@ -16,6 +18,7 @@ CAUGHT_AS = {
     "drop_result": "missing result",
     "wrong_lsb": "lsb_fetched",
     "wrong_topk": "token_kept",
+    "wrong_counter": "counters",
 }
 
 
@@ -38,6 +41,10 @@ class FaultInjector:
             return res
         if self.fault == "corrupt_result":
             f["out"][0] ^= 1
+            self.done = True
+        elif self.fault == "wrong_counter" and f["cyc_ctrl"]:
+            f["cyc_ctrl"] -= 1
+            f["cyc_qk"] += 1
             self.done = True
         elif self.fault == "wrong_lsb" and res.index < len(self.sent_items) \
                 and self.sent_items[res.index].job.lsb_bits:

@@ -26,7 +26,7 @@ class PlaneAllocator:
         self.slots = slots
         self.base = base
         # 3 planes of at most 12 bits, each 4 KiB aligned, plus a spare page between slots
-        per_plane = (params.max_tokens * params.plane_stride(12) + 4095) & ~4095
+        per_plane = (params.max_tokens * params.token_bytes(12) + 4095) & ~4095
         self.slot_bytes = 3 * per_plane + 4096
         self.placed = 0
         self._private = self.end

@@ -3,12 +3,14 @@
 On each descriptor the core took (descriptor monitor) the scoreboard runs ONE
 `SpAttenCoreModel` (its pruning state carried across jobs, like the core's) on the unpacked
 descriptor and the shared DramImage, and queues the expected result. Each result the result
-monitor saw is compared with the oldest expected one field by field (`cycles` is not modelled;
-`beats` is not compared for jobs that ended in an AXI error: how many beats were in flight then
-depends on bus timing). Each state snapshot read back through the core's debug port is compared
-entry by entry with the model's state at that point. The first mismatch is reported with job,
-field, expected and actual; the check phase fails on any mismatch and on missing or extra
-results. One JSON line per job goes to `<out>/jobs.jsonl` as soon as it is checked.
+monitor saw is compared with the oldest expected one field by field (`cycles` and the stage
+counters are not modelled: the counters are checked for consistency with
+core_scoreboard.counter_errors; `beats` is not compared for jobs that ended in an AXI error: how
+many beats were in flight then depends on bus timing). Each state snapshot read back through the
+core's debug port is compared entry by entry with the model's state at that point. The first
+mismatch is reported with job, field, expected and actual; the check phase fails on any
+mismatch and on missing or extra results. One JSON line per job goes to `<out>/jobs.jsonl` as
+soon as it is checked.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 from pyuvm import ConfigDB, uvm_analysis_port, uvm_component
 
 from spatten_dv.models.core import SpAttenCoreModel
-from spatten_dv.models.descriptor import JobResult, Status
-from spatten_dv.verif.core_scoreboard import expected_fields
+from spatten_dv.models.descriptor import OVERLAP_COUNTERS, STAGE_COUNTERS, JobResult, Status
+from spatten_dv.verif.core_scoreboard import counter_errors, expected_fields
 from spatten_dv.verif.items import Forward
 
 AXI_ERRORS = (Status.AXI_SLVERR, Status.AXI_DECERR)
@@ -50,6 +52,7 @@ def compare_fields(got: dict, ref: JobResult) -> list[tuple[str, object, object]
                               have[bad[0]]))
             else:
                 diffs.append((name, want, have))
+    diffs += [("counters", "consistent stage counters", e) for e in counter_errors(got, ref)]
     return diffs
 
 
@@ -69,7 +72,7 @@ class CoreScoreboard(uvm_component):
         self.extra = 0
         self.states_checked = 0
         self.totals = dict(jobs=0, ok=0, keys=0, values=0, lsb_refetches=0, beats=0,
-                           job_cycles=0)
+                           job_cycles=0, **{n: 0 for n in STAGE_COUNTERS + OVERLAP_COUNTERS})
         self._out = None
         if self.cfg.out:
             Path(self.cfg.out).mkdir(parents=True, exist_ok=True)
@@ -119,6 +122,8 @@ class CoreScoreboard(uvm_component):
         t["lsb_refetches"] += res.fields["lsb_fetched"]
         t["beats"] += res.fields["beats"]
         t["job_cycles"] += res.fields["cycles"]
+        for name in STAGE_COUNTERS + OVERLAP_COUNTERS:
+            t[name] += res.fields[name]
         if self._out is not None:
             meta = desc.item.meta if desc.item is not None else {}
             rec = dict(job=desc.index, label=label, **meta, n_tokens=desc.job.n_tokens,
@@ -126,7 +131,8 @@ class CoreScoreboard(uvm_component):
                        values=res.fields["n_values"], lsb_fetched=res.fields["lsb_fetched"],
                        beats=res.fields["beats"], cycles=res.fields["cycles"],
                        accept_cycle=desc.cycle, result_cycle=res.cycle,
-                       result_wait=res.wait_cycles, errors=errors)
+                       result_wait=res.wait_cycles, errors=errors,
+                       **{n: res.fields[n] for n in STAGE_COUNTERS + OVERLAP_COUNTERS})
             self._out.write(json.dumps(rec, separators=(",", ":")) + "\n")
             self._out.flush()
         self.records += 1

@@ -228,6 +228,37 @@ async def core_jobs(dut):
     dut._log.info("n=1024 dense job: %d cycles, %.3f keys/cycle overall", got["cycles"],
                   1024 / got["cycles"])
 
+    # 11. per-step re-selection (section 7 steps 3, 4, 6), last so that the jobs above keep
+    # their cycle counts whatever this section does. Which tokens are kept shows in every
+    # result field (keys, values, probabilities, out), compared with the model.
+    w = (12, 0, 12)
+    await b.run(job(0, w, clear_tokens=True, acc_tokens=True), label="rs: acc")
+    await b.run(job(1, w, acc_tokens=True), label="rs: acc 2")
+    await b.run(job(2, w, token_keep=30, acc_tokens=True), label="rs: keep 30")
+    await b.run(job(0, w, token_keep=10, acc_tokens=True), label="rs: keep 10")
+    await b.run(job(1, w, reselect=True, imp_shift=2, token_keep=60, protect_sink=4,
+                    protect_recent=8, acc_tokens=True), label="rs: reselect 60 S4 W8")
+    await b.run(job(2, w, reselect=True, imp_shift=31, token_keep=20, protect_recent=25),
+                label="rs: shift 31, W > keep")
+    await b.run(job(0, w, acc_tokens=True, n_tokens=100), label="rs: n=100 below the kept (NO_TOKENS)")
+    await b.run(job(1, w, reselect=True, token_keep=15, protect_sink=200, protect_recent=200,
+                    acc_tokens=True), label="rs: all protected")
+    await b.run(job(2, w, token_keep=3, protect_sink=2, protect_recent=1), label="rs: S+W=keep")
+    await b.run(job(0, w, msb_bits=5, reselect=True, imp_shift=4, token_keep=1),
+                label="rs: invalid, no change")
+    await b.run(job(1, w, reselect=True, acc_tokens=True), label="rs: reselect only")
+    await b.run(job(2, w, imp_shift=1, head_keep=1, head_id=1, n_heads=2),
+                label="rs: shift on skipped head")
+    await b.run(job(0, w, protect_sink=5, protect_recent=5, n_tokens=7), label="rs: no keep")
+    j = Job(query=rand12(gen, 1, 300)[0], n_tokens=1024, k_msb_base=pb_long.k_msb_base,
+            v_base=pb_long.v_base, score_mult=mult, score_shift=shift, acc_tokens=True)
+    await b.run(j, label="rs: long acc")
+    j.token_keep, j.acc_tokens = 100, False
+    await b.run(j, label="rs: long keep 100")
+    j.reselect, j.imp_shift, j.token_keep, j.protect_recent = True, 3, 500, 64
+    ref, got = await b.run(j, label="rs: long reselect 500")
+    dut._log.info("n=1024 reselect + rescale + keep 500: %d cycles", got["cycles"])
+
 
 @cocotb.test(timeout_time=1500, timeout_unit="sec")
 async def core_ddr4_channels(dut):

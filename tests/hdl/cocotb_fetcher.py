@@ -11,6 +11,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
+from spatten_dv.models.layout import plane_fetch_beats, plane_fetch_words
+
 DW_BYTES = 32
 N_CH = int(os.environ.get("FETCHER_N_CH", "1"))
 CASES = int(os.environ.get("FETCHER_CASES", "12"))
@@ -108,6 +110,7 @@ async def reset(dut):
     dut.rst_n.value = 0
     dut.start.value = 0
     dut.idx_valid.value = 0
+    dut.dense_w6.value = 0
     dut.beat_ready.value = 0
     dut.m_axi_arready.value = 0
     dut.m_axi_rvalid.value = 0
@@ -117,10 +120,20 @@ async def reset(dut):
     await RisingEdge(dut.clk)
 
 
-async def fetch(dut, rng, base, stride, tokens, beat_ready_prob):
-    """Run one fetch; returns (beats received, done-cycle error, beats counter)."""
+def plane_words(stride, tokens):
+    """Word indices (relative to the base) a fetch of `tokens` reads: stride 1..3 words per
+    token, or "w6" for a dense 6-bit plane (models/layout.py, the model's own count)."""
+    if stride == "w6":
+        return plane_fetch_words(tokens, 6).tolist()
+    return [t * stride + j for t in tokens for j in range(stride)]
+
+
+async def fetch(dut, rng, base, stride, tokens, beat_ready_prob, phases=None):
+    """Run one fetch; returns (beats received, done-cycle error, beats counter). The phase of
+    each received beat is appended to `phases` if given."""
     dut.base.value = base
-    dut.stride_beats.value = stride
+    dut.stride_beats.value = 2 if stride == "w6" else stride
+    dut.dense_w6.value = int(stride == "w6")
     dut.start.value = 1
     await RisingEdge(dut.clk)
     dut.start.value = 0
@@ -147,6 +160,8 @@ async def fetch(dut, rng, base, stride, tokens, beat_ready_prob):
         await ReadOnly()
         if int(dut.beat_valid.value) and int(dut.beat_ready.value):
             received.append(int(dut.beat_data.value))
+            if phases is not None:
+                phases.append(int(dut.beat_phase.value))
         finished = int(dut.done.value)
         result = (received, int(dut.error.value), int(dut.beats.value))
         await RisingEdge(dut.clk)
@@ -157,7 +172,7 @@ async def fetch(dut, rng, base, stride, tokens, beat_ready_prob):
 
 
 def expected_beats(mem, base, stride, tokens):
-    return [mem.word(base + (t * stride + j) * DW_BYTES) for t in tokens for j in range(stride)]
+    return [mem.word(base + w * DW_BYTES) for w in plane_words(stride, tokens)]
 
 
 def check_bursts(bursts, base, stride, tokens):
@@ -167,7 +182,7 @@ def check_bursts(bursts, base, stride, tokens):
         assert addr % DW_BYTES == 0
         assert addr // 4096 == (addr + length * DW_BYTES) // 4096, f"burst {addr:#x} crosses 4 KiB"
         covered += [addr + i * DW_BYTES for i in range(length + 1)]
-    want = [base + (t * stride + j) * DW_BYTES for t in tokens for j in range(stride)]
+    want = [base + w * DW_BYTES for w in plane_words(stride, tokens)]
     assert covered == want, "bursts do not cover exactly the kept tokens' beats in order"
 
 
@@ -184,17 +199,21 @@ async def random_fetches_match_memory(dut):
         n = rng.choice([1, 7, 64, 300, 1024])
         keep = rng.choice([1.0, 0.5, 0.2])
         tokens = sorted(rng.sample(range(n), max(1, int(n * keep))))
-        stride = rng.randint(1, 3)
+        stride = rng.choice([1, 2, 3, "w6", "w6"])
         base = rng.randrange(0, 1 << 26) * DW_BYTES
         if case % 3 == 0:
             base = (rng.randrange(1, 1 << 14) * 4096 - rng.randint(1, 6) * DW_BYTES)
+        phases = []
         got, err, count = await with_timeout(
-            fetch(dut, rng, base, stride, tokens, rng.choice([1.0, 0.6])), 5, "ms")
+            fetch(dut, rng, base, stride, tokens, rng.choice([1.0, 0.6]), phases), 5, "ms")
         task.cancel()
         assert err == 0
         want = expected_beats(mem, base, stride, tokens)
         assert got == want, f"case {case}: beat stream differs (n={len(tokens)}, stride={stride})"
         assert count == len(want)
+        if stride == "w6":
+            assert count == plane_fetch_beats(tokens, 6)
+            assert phases == [w % 3 for w in plane_words(stride, tokens)], "beat phases"
         check_bursts(responder.bursts, base, stride, tokens)
         assert responder.max_outstanding <= 8
         if N_CH > 1 and len(responder.bursts) > 1:
@@ -215,6 +234,39 @@ async def contiguous_tokens_make_long_bursts(dut):
     assert err == 0 and got == expected_beats(mem, 0x10000, 2, tokens)
     # 256 contiguous beats in 4 KiB pages of 128 beats: exactly 16 bursts of 16.
     assert [b[2] + 1 for b in responder.bursts] == [16] * 16
+    # A dense 6-bit plane: 128 tokens are 192 words (3 per 2 tokens), 12 bursts of 16.
+    responder = AxiReadResponder(dut, mem, rng, ready_prob=1.0, latency=(0, 0))
+    task = cocotb.start_soon(responder.run())
+    got, err, count = await with_timeout(fetch(dut, rng, 0x10000, "w6", tokens, 1.0), 5, "ms")
+    task.cancel()
+    assert err == 0 and got == expected_beats(mem, 0x10000, "w6", tokens) and count == 192
+    assert [b[2] + 1 for b in responder.bursts] == [16] * 12
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def dense_w6_odd_even_runs(dut):
+    """6-bit plane: runs starting on odd and even tokens, isolated tokens, runs crossing a
+    4 KiB page and the burst limit; every word read once, in order, with its phase."""
+    rng = random.Random(cocotb.RANDOM_SEED)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    await reset(dut)
+    mem = Memory(4)
+    cases = [[0], [1], [1, 2], [0, 1], [1, 2, 3, 6, 7, 9, 12, 13, 14, 30],
+             list(range(5, 40)) + [42, 45, 46, 47], list(range(1, 200, 2)),
+             list(range(80, 100))]
+    for i, tokens in enumerate(cases):
+        base = 0x3000 - 3 * DW_BYTES if i % 2 else 0x7000  # runs crossing the 4 KiB page
+        responder = AxiReadResponder(dut, mem, rng, ready_prob=rng.choice([1.0, 0.5]))
+        task = cocotb.start_soon(responder.run())
+        phases = []
+        got, err, count = await with_timeout(
+            fetch(dut, rng, base, "w6", tokens, rng.choice([1.0, 0.5]), phases), 5, "ms")
+        task.cancel()
+        words = plane_words("w6", tokens)
+        assert err == 0 and got == expected_beats(mem, base, "w6", tokens), f"tokens {tokens}"
+        assert count == len(words) == plane_fetch_beats(tokens, 6)
+        assert phases == [w % 3 for w in words]
+        check_bursts(responder.bursts, base, "w6", tokens)
 
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")

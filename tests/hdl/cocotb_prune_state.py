@@ -4,8 +4,8 @@ The test plays the core's job controller: it clears, accumulates token and head 
 scans, and prunes, where the winners come from the model's `topk_indices` over the values the
 DUT's scan returned (standing in for the top-k engine). After each operation the DUT's scans and
 read ports are compared with a `SpAttenCoreModel` updated by the model's own methods
-(clear_tokens, clear_heads, prune_tokens, prune_heads; accumulation with run_job's step-8
-formula).
+(clear_tokens, clear_heads, rescale_tokens, reselect_tokens, prune_tokens, prune_heads;
+accumulation with run_job's step-10 formula).
 
 Environment: PRUNE_STATE_STEPS (random operations in the random test, default 60),
 PRUNE_L_MAX / PRUNE_H_MAX (must match the build, set by the pytest wrapper).
@@ -29,7 +29,8 @@ STEPS = int(os.environ.get("PRUNE_STATE_STEPS", "60"))
 PERIOD = 10
 TIMEOUT = 4 * L_MAX + 200  # cycles any single operation may take (with back-pressure)
 
-INPUTS = ("clear_tokens", "clear_heads", "scan_start", "scan_heads", "scan_all", "scan_n",
+INPUTS = ("clear_tokens", "clear_heads", "reselect", "reselect_n", "rescale", "rescale_shift",
+          "scan_start", "scan_heads", "scan_all", "scan_n",
           "prune_begin", "prune_heads", "prune_n", "tacc_valid", "tacc_idx", "tacc_prob",
           "hacc_valid", "hacc_idx", "hacc_val", "scan_ready", "win_valid", "win_idx",
           "win_last", "prune_end", "rd_head_id", "rd_token_idx")
@@ -96,7 +97,8 @@ class Driver:
                 break
         else:
             raise AssertionError(f"command {sigs} never taken")
-        for name in ("clear_tokens", "clear_heads", "scan_start", "prune_begin"):
+        for name in ("clear_tokens", "clear_heads", "reselect", "rescale", "scan_start",
+                     "prune_begin"):
             if name in sigs:
                 getattr(dut, name).value = 0
 
@@ -408,10 +410,10 @@ async def saturation(dut):
 @cocotb.test()
 async def random_operations(dut):
     drv, rng, model = await start(dut)
-    ops = ["clear", "acc", "prune_t", "prune_h", "scan"]
+    ops = ["clear", "acc", "prune_t", "prune_h", "scan", "reselect", "rescale"]
     stats = dict.fromkeys(ops + ["prune_t_removing", "prune_h_removing"], 0)
     for step in range(STEPS):
-        op = rng.choices(ops, [2, 4, 2, 2, 2])[0]
+        op = rng.choices(ops, [2, 4, 2, 2, 2, 1, 1])[0]
         stats[op] += 1
         dut._log.debug("step %d: %s", step, op)
         if op == "clear":
@@ -445,6 +447,14 @@ async def random_operations(dut):
             stats[op + "_removing"] += int(0 < keep < count)
             await prune_flow(drv, model, rng, heads, n, keep,
                              ready_prob=rng.choice([1.0, 0.5]), force_apply=rng.random() < 0.5)
+        elif op == "reselect":
+            n = rng.choice([0, L_MAX, rng.randrange(L_MAX + 1)])
+            await drv.command(reselect=1, reselect_n=n)
+            model.reselect_tokens(n)
+        elif op == "rescale":
+            shift = rng.choice([0, 1, 2, rng.randrange(32), 31])
+            await drv.command(rescale=1, rescale_shift=shift)
+            model.rescale_tokens(shift)
         else:
             heads = rng.random() < 0.3
             lim = H_MAX if heads else L_MAX
@@ -479,3 +489,72 @@ async def scan_cycles(dut):
                   L_MAX, L_MAX, all_cycles, len(got), tenth_cycles)
     assert all_cycles <= L_MAX + 4, f"all-kept scan took {all_cycles} cycles"
     assert tenth_cycles <= len(got) + 4, f"10% scan took {tenth_cycles} cycles"
+
+
+async def wait_op_ready(dut):
+    """Cycles from the edge that took a command to the first cycle with op_ready = 1."""
+    for cycle in range(1, TIMEOUT):
+        await ReadOnly()
+        if int(dut.op_ready.value):
+            await RisingEdge(dut.clk)
+            return cycle
+        await RisingEdge(dut.clk)
+    raise AssertionError("op_ready never returned")
+
+
+@cocotb.test()
+async def reselect_and_rescale(dut):
+    """Section 7 steps 3 and 4: reselect restores kept bits below n, importance untouched;
+    rescale shifts every entry (written ones; unwritten read 0) in L_MAX + 2 cycles."""
+    drv, rng, model = await start(dut)
+    keys = list(range(L_MAX))
+    probs = random_probs(rng, L_MAX)
+    await drv.accumulate(tokens=list(zip(keys, probs, strict=True)))
+    model_acc_tokens(model, keys, probs)
+    await prune_flow(drv, model, rng, False, L_MAX, L_MAX // 10)
+    await prune_flow(drv, model, rng, True, H_MAX, 3)
+    # reselect of part of the range, of nothing, of everything
+    for n in (L_MAX // 2 + 3, 0, 1, L_MAX):
+        await drv.command(reselect=1, reselect_n=n)
+        model.reselect_tokens(n)
+        await check_scan(drv, model, False, False, L_MAX)
+        await prune_flow(drv, model, rng, False, L_MAX, L_MAX // 7)
+    await check_full(drv, model, rng)
+    # saturated and large values, some entries never written (read as 0)
+    await drv.command(clear_tokens=1)
+    model.clear_tokens()
+    big = [(5, 65535)] * 3 + [(L_MAX - 1, 40000), (7, 1), (9, 2), (11, 3)]
+    await drv.accumulate(tokens=big)
+    model_acc_tokens_seq(model, [t for t, _ in big], [p for _, p in big])
+    for shift in (1, 0, 2, 31, 5):
+        await drv.command(rescale=1, rescale_shift=shift)
+        cycles = await wait_op_ready(dut)
+        model.rescale_tokens(shift)
+        assert cycles == L_MAX + 2, f"rescale took {cycles} cycles, not L_MAX + 2"
+        await check_scan(drv, model, False, True, L_MAX)
+        await drv.accumulate(tokens=[(5, 32768), (L_MAX - 1, 123)])
+        model_acc_tokens(model, [5, L_MAX - 1], [32768, 123])
+    await check_full(drv, model, rng)
+    # everything requested in one edge: the clear first, then the rescale sees zeros; the
+    # prune requested with it waits for the rescale
+    keys = list(range(0, L_MAX, 2))
+    probs = random_probs(rng, len(keys))
+    await drv.accumulate(tokens=list(zip(keys, probs, strict=True)))
+    model_acc_tokens(model, keys, probs)
+    await prune_flow(drv, model, rng, False, L_MAX, 40)
+    await drv.command(reselect=1, reselect_n=L_MAX // 4, rescale=1, rescale_shift=3,
+                      prune_begin=1, prune_heads=0, prune_n=L_MAX // 4)
+    await ReadOnly()
+    assert not int(dut.win_ready.value), "prune started together with the rescale"
+    await RisingEdge(dut.clk)
+    model.rescale_tokens(3)
+    model.reselect_tokens(L_MAX // 4)
+    await wait_op_ready(dut)
+    # the pending prune is taken now; finish it with no winners (a keep-0 prune)
+    await drv.prune(False, L_MAX // 4, [], "end")
+    model.prune_tokens(L_MAX // 4, 0)
+    await check_full(drv, model, rng)
+    await drv.command(clear_tokens=1, reselect=1, reselect_n=7, rescale=1, rescale_shift=4)
+    model.clear_tokens()
+    await wait_op_ready(dut)
+    await check_full(drv, model, rng)

@@ -1,8 +1,11 @@
 """cocotb tests of spatten_plane_unpack and spatten_reconstruct against models/formats.py.
 
 Unpacker: the bytes of each plane come from `pack_plane` of random 12-bit K rows (plus corner
-rows), are driven as 256-bit beats with random valid gaps and out_ready back-pressure, and the
-code vectors must equal `unpack_plane` of the same bytes (and the codes packed). Reconstruct:
+rows), laid end to end as the dense plane of section 3; the bus words the fetcher reads for a
+set of tokens (every token, and random subsets starting on an odd token: 6-bit tokens start
+mid-word and share words) are driven as 256-bit beats with their word phase, random valid gaps
+and out_ready back-pressure, and the code vectors must equal `unpack_plane` of the tokens'
+bytes (and the codes packed). Reconstruct:
 MSB/LSB codes of the same rows (through pack_plane/unpack_plane) must give
 `reconstruct(combine(msb, lsb))`, which is also checked to be `effective(k, p)`.
 
@@ -29,6 +32,7 @@ from spatten_dv.models.formats import (
     reconstruct,
     unpack_plane,
 )
+from spatten_dv.models.layout import plane_fetch_words, token_words
 from spatten_dv.models.params import DEFAULT_PARAMS
 
 D = DEFAULT_PARAMS.head_dim
@@ -67,14 +71,26 @@ def unpack12(word, signed):
     return out
 
 
-def beats_of(raw):
-    """(tokens, stride) bytes -> per token, its list of bus words as ints (AXI lane order)."""
-    tokens = []
-    for row in np.asarray(raw, dtype=np.uint8):
-        b = row.tobytes()
-        tokens.append([int.from_bytes(b[i:i + BUS_BYTES], "little")
-                       for i in range(0, len(b), BUS_BYTES)])
-    return tokens
+def plane_beats(raw, width, tokens=None):
+    """The beats the fetcher delivers for `tokens` (ascending; default all) of the dense plane
+    of `raw` ((n, token bytes) from pack_plane): (word as int in AXI lane order, word phase =
+    index mod 3 for 6-bit planes else 0, final beat of a token, final beat of the last token)."""
+    raw = np.asarray(raw, dtype=np.uint8)
+    tokens = list(range(raw.shape[0])) if tokens is None else list(tokens)
+    flat = raw.reshape(-1).tobytes() + bytes(BUS_BYTES)  # the last word may run past the plane
+    _, last = token_words(tokens, width)
+    finals = set(last.tolist())
+    out = []
+    for w in plane_fetch_words(tokens, width).tolist():
+        word = int.from_bytes(flat[w * BUS_BYTES:(w + 1) * BUS_BYTES], "little")
+        out.append((word, w % 3 if width == 6 else 0, w in finals, w == int(last[-1])))
+    return out
+
+
+def token_sets(rng, n):
+    """Every token; a random subset starting on an odd token (runs, isolated tokens)."""
+    subset = [t for t in range(1, n) if t == 1 or rng.random() < 0.6]
+    return [list(range(n)), subset]
 
 
 async def reset(dut):
@@ -84,6 +100,7 @@ async def reset(dut):
     dut.in_valid.value = 0
     dut.in_data.value = 0
     dut.in_last.value = 0
+    dut.in_phase.value = 0
     dut.out_ready.value = 0
     dut.cfg_width.value = 4
     dut.cfg_signed.value = 1
@@ -92,25 +109,27 @@ async def reset(dut):
     dut.rst_n.value = 1
 
 
-async def stream_plane(dut, rng, tokens, valid_p, ready_p):
-    """Drive every beat of `tokens`, collect one output per token.
+async def stream_plane(dut, rng, beats, valid_p, ready_p):
+    """Drive every beat (plane_beats), collect one output per token.
 
     Returns (codes words, last flags, cycle of each accepted beat). Garbage is driven on
-    in_data and in_last while in_valid is low, and in_last is random on non-final beats.
+    in_data, in_phase and in_last while in_valid is low, and in_last is random on beats that
+    do not end a token.
     """
-    beats = [(w, j == len(tok) - 1, t == len(tokens) - 1)
-             for t, tok in enumerate(tokens) for j, w in enumerate(tok)]
+    n_tokens = sum(1 for b in beats if b[2])
     i, cycle = 0, 0
     outs, lasts, accepted = [], [], []
-    while len(outs) < len(tokens):
+    while len(outs) < n_tokens:
         send = i < len(beats) and rng.random() < valid_p
         dut.in_valid.value = int(send)
         if send:
-            word, final, last_token = beats[i]
+            word, phase, final, last_token = beats[i]
             dut.in_data.value = word
+            dut.in_phase.value = phase
             dut.in_last.value = int(last_token) if final else rng.getrandbits(1)
         else:
             dut.in_data.value = rng.getrandbits(8 * BUS_BYTES)
+            dut.in_phase.value = rng.randrange(3)
             dut.in_last.value = rng.getrandbits(1)
         dut.out_ready.value = int(rng.random() < ready_p)
         await ReadOnly()
@@ -149,20 +168,23 @@ async def unpack_matches_model(dut):
     for width, signed in configs:
         for valid_p, ready_p in ((1.0, 1.0), (0.6, 0.4), (0.9, 0.8)):
             _, codes, raw, msb_w = plane_case(g, width, signed, 30 * SCALE)
-            want = unpack_plane(raw, width, signed)
-            assert torch.equal(want, codes), "model: unpack_plane(pack_plane(c)) != c"
+            every = unpack_plane(raw, width, signed)
+            assert torch.equal(every, codes), "model: unpack_plane(pack_plane(c)) != c"
             dut.cfg_width.value = width
             dut.cfg_signed.value = int(signed)
-            await RisingEdge(dut.clk)
-            outs, lasts, _ = await with_timeout(
-                stream_plane(dut, rng, beats_of(raw), valid_p, ready_p), 2, "ms")
-            what = (f"width={width} signed={signed} msb_w={msb_w} valid_p={valid_p} "
-                    f"ready_p={ready_p} seed={SEED}")
-            for t, word in enumerate(outs):
-                got = unpack12(word, signed)
-                assert got == want[t].tolist(), f"{what}: token {t} codes differ\n" \
-                    f"got  {got}\nwant {want[t].tolist()}"
-            assert lasts == [0] * (len(outs) - 1) + [1], f"{what}: out_last {lasts}"
+            for tokens in token_sets(rng, codes.shape[0]):
+                want = every[tokens]
+                await RisingEdge(dut.clk)
+                outs, lasts, _ = await with_timeout(stream_plane(
+                    dut, rng, plane_beats(raw, width, tokens), valid_p, ready_p), 2, "ms")
+                what = (f"width={width} signed={signed} msb_w={msb_w} valid_p={valid_p} "
+                        f"ready_p={ready_p} tokens {tokens[:6]}... seed={SEED}")
+                assert len(outs) == len(tokens), f"{what}: {len(outs)} tokens out"
+                for t, word in enumerate(outs):
+                    got = unpack12(word, signed)
+                    assert got == want[t].tolist(), f"{what}: token {tokens[t]} codes " \
+                        f"differ\ngot  {got}\nwant {want[t].tolist()}"
+                assert lasts == [0] * (len(outs) - 1) + [1], f"{what}: out_last {lasts}"
 
 
 @cocotb.test(timeout_time=5, timeout_unit="ms")
@@ -171,14 +193,14 @@ async def unpack_full_rate_and_clear(dut):
     rng = random.Random(SEED + 1)
     g = torch.Generator().manual_seed(SEED + 1)
     await reset(dut)
-    for width in (4, 12):
+    for width in (4, 6, 12):
         _, codes, raw, _ = plane_case(g, width, True, 64)
         dut.cfg_width.value = width
         dut.cfg_signed.value = 1
         await RisingEdge(dut.clk)
-        tokens = beats_of(raw)
-        outs, _, accepted = await stream_plane(dut, rng, tokens, 1.0, 1.0)
-        n_beats = sum(len(t) for t in tokens)
+        beats = plane_beats(raw, width)
+        outs, _, accepted = await stream_plane(dut, rng, beats, 1.0, 1.0)
+        n_beats = len(beats)
         rate = (n_beats - 1) / (accepted[-1] - accepted[0])
         dut._log.info("unpack width=%d: %d beats in %d cycles: %.3f beats/cycle", width,
                       n_beats, accepted[-1] - accepted[0] + 1, rate)
@@ -188,12 +210,13 @@ async def unpack_full_rate_and_clear(dut):
     dut.cfg_width.value = 8
     await RisingEdge(dut.clk)
     _, codes, raw, _ = plane_case(g, 8, True, 1)
-    tok = beats_of(raw)[-1]
+    tok = plane_beats(raw, 8, [codes.shape[0] - 1])
     dut.out_ready.value = 1
-    for j, w in enumerate(tok):
+    for w, phase, final, _ in tok:
         dut.in_valid.value = 1
         dut.in_data.value = w
-        dut.in_last.value = int(j == len(tok) - 1)
+        dut.in_phase.value = phase
+        dut.in_last.value = int(final)
         await ReadOnly()
         assert int(dut.in_ready.value) == 1
         await RisingEdge(dut.clk)
@@ -212,7 +235,7 @@ async def unpack_full_rate_and_clear(dut):
     await RisingEdge(dut.clk)
     dut.clear.value = 0
     _, codes, raw, _ = plane_case(g, 12, True, 3)
-    outs, _, _ = await stream_plane(dut, rng, beats_of(raw), 0.7, 0.7)
+    outs, _, _ = await stream_plane(dut, rng, plane_beats(raw, 12), 0.7, 0.7)
     assert [unpack12(w, True) for w in outs] == codes.tolist(), "wrong codes after clear"
 
 

@@ -5,7 +5,7 @@ import pytest
 from spatten_dv.sim import hdl_sources, run_cocotb
 
 
-@pytest.mark.parametrize("n_ch", [1, 2])
+@pytest.mark.parametrize("n_ch", [1, 2, 4])
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_fetcher(simulator, n_ch):
     run_cocotb(

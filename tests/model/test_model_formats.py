@@ -19,9 +19,9 @@ from spatten_dv.models.params import DEFAULT_PARAMS
 ints12 = st.lists(st.integers(-2048, 2047), min_size=64, max_size=64)
 
 
-@pytest.mark.parametrize("width,stride", [(4, 32), (6, 64), (8, 64), (12, 96)])
-def test_plane_stride(width, stride):
-    assert DEFAULT_PARAMS.plane_stride(width) == stride
+@pytest.mark.parametrize("width,nbytes", [(4, 32), (6, 48), (8, 64), (12, 96)])
+def test_token_bytes(width, nbytes):
+    assert DEFAULT_PARAMS.token_bytes(width) == nbytes
 
 
 def test_pack_by_hand():

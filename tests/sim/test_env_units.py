@@ -15,6 +15,14 @@ from spatten_dv.verif.descriptor_agent import job_from_packed
 from spatten_dv.verif.scoreboard import compare_fields, expected_fields
 
 
+def consistent_counters(ref) -> dict:
+    """Stage counters that obey every rule of core_scoreboard.counter_errors for `ref`."""
+    qk = ref.n_keys * (1 + int(ref.lsb_fetched))
+    c = dict(cyc_fetch_wait=ref.beats, cyc_qk=qk, cyc_softmax=9, cyc_topk=9,
+             cyc_v=ref.n_values, cyc_ctrl=9)
+    return dict(c, cyc_fetch_busy=ref.beats + qk, cyc_fetch_stall=0, cycles=sum(c.values()))
+
+
 def test_config_resolution_order_and_sources():
     cfg = EnvConfig.resolve(plusargs={"jobs": "7"},
                             environ={"SPATTEN_JOBS": "8", "SPATTEN_DRAM": "ideal"},
@@ -60,12 +68,14 @@ def _ref():
 
 def test_scoreboard_compare_fires_on_each_field():
     ref = _ref()
-    good = dict(expected_fields(ref), cycles=99)
+    good = dict(expected_fields(ref), **consistent_counters(ref))
     assert compare_fields(good, ref) == []
     for name in ("job_id", "status", "lsb_fetched", "max_prob_msb", "max_prob", "n_keys",
                  "n_values", "beats"):
         bad = dict(good, **{name: good[name] ^ 1})
         assert [d[0] for d in compare_fields(bad, ref)] == [name]
+    bad = dict(good, cyc_qk=good["cyc_qk"] + 1, cyc_ctrl=good["cyc_ctrl"] - 1)
+    assert [d[0] for d in compare_fields(bad, ref)] == ["counters"]
     out = list(good["out"])
     out[17] += 1
     diffs = compare_fields(dict(good, out=out), ref)

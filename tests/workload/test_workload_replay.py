@@ -3,6 +3,7 @@ exactly what each CSV row says (keys, values, LSB refetch, plane widths)."""
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from spatten_dv.errors import UserError
+from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import Job
 from spatten_dv.models.formats import lsb_code, msb_code, unpack_plane
 from spatten_dv.models.params import DEFAULT_PARAMS
@@ -105,26 +107,65 @@ def test_shipped_workload_replays_exactly(name, source):
             len(sel), sum(r.keys for r in sel), sum(r.values for r in sel),
             sum(r.requant for r in sel))
     assert rep.total.keys == sum(r.keys for r in rows)
-    assert rep.total.bytes_k_lsb == sum(r.keys for r in rows if r.requant) * (
-        DEFAULT_PARAMS.plane_stride(WIDTHS[name][1]))
+    lsb_keys = sum(r.keys for r in rows if r.requant)
+    token = DEFAULT_PARAMS.token_bytes(WIDTHS[name][1])
+    # dense planes: a token costs its bytes rounded to words, less when neighbours share one
+    assert lsb_keys * token <= rep.total.bytes_k_lsb <= lsb_keys * (-(-token // 32) * 32)
+    if token % 32 == 0:
+        assert rep.total.bytes_k_lsb == lsb_keys * token
     assert plan.source["kind"] == "trace" and "smollm2_prose" in plan.source_label
 
 
 def test_pruning_actions_follow_the_data(source):
     """per8: step 1 prunes 994 -> 921 (importance from step 0) -> 716 -> 204 -> 102; step 2
-    grows back to 921, which needs clear_tokens."""
+    grows back to 921: reselect + token_keep, by the importance rescaled after step 1."""
     wl = load_workload(resolve_workload(PER8))
     plan = build_jobs(wl, source, steps={0, 1, 2})
     first = {(pj.row.step, pj.row.layer): pj.actions for pj in plan.jobs if pj.row.head == 0}
     assert first[(0, 0)] == ("clear_tokens", "clear_heads")
     assert all(first[(0, layer)] == () for layer in range(1, 12))
-    assert first[(1, 0)] == ("token_keep=921",)
+    assert first[(1, 0)] == ("imp_shift=1", "token_keep=921")
     assert first[(1, 1)] == ("token_keep=716",)
     assert first[(1, 2)] == ("token_keep=204",)
     assert first[(1, 3)] == ()
     assert first[(1, 6)] == ("token_keep=102",)
-    assert first[(2, 0)] == ("clear_tokens", "token_keep=921")
+    assert first[(2, 0)] == ("imp_shift=1", "reselect", "token_keep=921")
     assert all(pj.actions == () for pj in plan.jobs if pj.row.head != 0)
+
+
+def test_reselection_keeps_tokens_by_importance_not_index(source):
+    """After step 0 the kept set comes from importance: at the first job of steps 1 and 2 the
+    921 kept tokens are the top 921 of the rescaled importance of every token (computed here
+    from the model's state before the job with a plain sort), which is not tokens 0..920."""
+    wl = load_workload(resolve_workload(PER8))
+    plan = build_jobs(wl, source, steps={0, 1, 2}, layers={0, 1, 11})
+    model = SpAttenCoreModel()
+    checked = 0
+    for pj in plan.jobs:
+        j = pj.job
+        if j.token_keep and pj.row.layer == 0 and pj.row.step > 0:
+            imp = (model.token_importance[:j.n_tokens] >> j.imp_shift).tolist()
+            cands = [t for t in range(j.n_tokens) if j.reselect or bool(model.token_kept[t])]
+            want = sorted(sorted(cands, key=lambda t: (-imp[t], t))[:j.token_keep])
+            res = model.run_job(j, plan.memory)
+            assert res.keys.tolist() == want, f"step {pj.row.step}: kept set not by importance"
+            assert want != list(range(j.token_keep))
+            checked += 1
+        else:
+            res = model.run_job(j, plan.memory)
+        assert res.n_keys == pj.row.keys and res.n_values == pj.row.values
+    assert checked == 2  # steps 1 and 2, head 0 (only the layer's first job prunes)
+    # the rescale happened once per step, on the job after the marked row
+    shifts = [(pj.row.step, pj.row.layer, pj.row.head) for pj in plan.jobs if pj.job.imp_shift]
+    assert shifts == [(1, 0, 0), (2, 0, 0)]
+
+
+def test_rescale_shift_option(source):
+    wl = load_workload(resolve_workload(PER8))
+    plan = build_jobs(wl, source, steps={0, 1}, layers={11, 0}, rescale_shift=0)
+    assert not any(pj.job.imp_shift for pj in plan.jobs)
+    with pytest.raises(UserError, match="rescale shift"):
+        build_jobs(wl, source, steps={0}, layers={0}, rescale_shift=32)
 
 
 def test_head_pruning_keep_and_omit(source):
@@ -159,7 +200,7 @@ def test_trace_data_mapping(source):
         v_rows = torch.from_numpy(tr.v_int[23, t_head // 3][toks % 276].astype(np.int64))
         for base, width, want in ((j.k_msb_base, 12, msb_code(k_rows, 12)),
                                   (j.v_base, 8, msb_code(v_rows, 8))):
-            stride = p.plane_stride(width)
+            stride = p.token_bytes(width)
             raw = plan.memory.gather(base + toks * stride, stride)
             assert torch.equal(unpack_plane(raw, width, True, p), want)
     per8 = build_jobs(load_workload(resolve_workload(PER8)), source, steps={0}, layers={3})
@@ -193,8 +234,8 @@ def test_generic_token_schedules(tmp_path):
     plan = build_jobs(wl, SyntheticSource(1, wl.n_heads))
     acts = [pj.actions for pj in plan.jobs]
     assert acts == [("clear_tokens", "clear_heads"), (), ("token_keep=40",), ("token_keep=30",),
-                    ("clear_tokens", "token_keep=35"), (), ("clear_tokens",),
-                    ("token_keep=20",), (), (), ("token_keep=10",), ("clear_tokens",)]
+                    ("reselect", "token_keep=35"), (), ("reselect",),
+                    ("token_keep=20",), (), (), ("token_keep=10",), ("reselect",)]
     assert replay(plan).ok
 
 
@@ -250,12 +291,17 @@ def test_mismatch_is_reported(source):
     plan.jobs[15].job.v_topk = 19
     rep = replay(plan)
     assert not rep.ok and rep.total.mismatched_rows == 2
-    assert rep.mismatches == [
-        f"line {plan.jobs[2].row.line} (step 1, layer 0, head 2): LSB refetch False != "
-        "if_requant True; bytes (K MSB, K LSB, V) (58944, 0, 11776) != (58944, 29472, 11776) "
-        "for widths 6/4/6",
-        f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): values 19 != "
-        "value_fetch_num 20"]
+    # bytes: the job's own K MSB and V, no K LSB, against the same with the row's K LSB (4-bit
+    # plane: whole words, keys x 32 B)
+    m = re.fullmatch(
+        rf"line {plan.jobs[2].row.line} \(step 1, layer 0, head 2\): LSB refetch False != "
+        r"if_requant True; bytes \(K MSB, K LSB, V\) \((\d+), 0, (\d+)\) != "
+        r"\((\d+), (\d+), (\d+)\) for widths 6/4/6", rep.mismatches[0])
+    assert m, rep.mismatches[0]
+    msb, v, msb_csv, lsb_csv, v_csv = map(int, m.groups())
+    assert (msb, v) == (msb_csv, v_csv) and lsb_csv == plan.jobs[2].row.keys * 32
+    assert rep.mismatches[1] == (f"line {plan.jobs[15].row.line} (step 1, layer 6, head 3): "
+                                 "values 19 != value_fetch_num 20")
 
 
 def test_jobs_jsonl(source):

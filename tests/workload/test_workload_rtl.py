@@ -6,7 +6,8 @@ Two slices, q/K/V from traces/smollm2_prose.safetensors, 111 jobs in one simulat
   6-bit K MSB + 4-bit LSB planes with the row's LSB refetch decision (all, 5 of 12, none),
   6-bit V with local value pruning (v_topk 204/184/20), cascade token pruning through token_keep
   (994 -> 921 over importance the DUT accumulated in step 0, then 102) and the grow-back at
-  step 2 (clear_tokens + token_keep 921).
+  step 2 (imp_shift 1 + reselect + token_keep 921: the kept set from the importance of every
+  token, rescaled by the core).
 * summary-gpt2-medium-wikitext2-...-hp-..., step 1, layers 15, 16 and 22 (39 jobs, n = 994):
   12-bit K, 8-bit V, 307 keys / 92 values, and cascade head pruning through head_keep
   (16 -> 13 -> 10 heads; the pruned heads get no job).
@@ -59,7 +60,8 @@ def test_workload_slices_rtl(tmp_path):
     assert len(jobs) == 72 + 39
     small = [j for j in jobs if j["slice"] == 0]
     assert sum(j["lsb_fetched"] for j in small) == 41  # 12 + 5 + 12 + 0 + 12 + 0
-    assert any("clear_tokens" in j["actions"] and j["step"] == 2 for j in small)
+    assert any("reselect" in j["actions"] and "imp_shift=1" in j["actions"] and j["step"] == 2
+               for j in small)
     hp = [j for j in jobs if j["slice"] == 1]
     assert [a for j in hp for a in j["actions"] if a.startswith("head_keep")] == \
         ["head_keep=13", "head_keep=10"]

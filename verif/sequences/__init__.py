@@ -5,6 +5,7 @@ from __future__ import annotations
 from spatten_dv.verif.sequences.corners import CornersSeq, ProbeSeq, SaturationSeq
 from spatten_dv.verif.sequences.errors import ErrorsSeq
 from spatten_dv.verif.sequences.random_jobs import BackToBackSeq, RandomJobsSeq
+from spatten_dv.verif.sequences.reselect import ReselectSeq
 from spatten_dv.verif.sequences.trace_replay import TraceReplaySeq
 from spatten_dv.verif.sequences.workload_replay import WorkloadReplaySeq
 
@@ -17,4 +18,5 @@ SEQUENCES = {
     "errors": ErrorsSeq,
     "saturation": SaturationSeq,
     "probe": ProbeSeq,
+    "reselect": ReselectSeq,
 }

@@ -38,7 +38,8 @@ class ErrorsSeq(CornersSeq):
         for change, label in bad:
             # state flags on: an invalid job must not change the state (the readback checks)
             await self.send(Job(**dict(base, **change), acc_tokens=True, acc_heads=True,
-                                token_keep=5, head_keep=1), label)
+                                token_keep=5, head_keep=1, reselect=True, imp_shift=3,
+                                protect_sink=2), label)
         # AXI errors in each plane (the LSB plane only in an LSB pass), over every n_tokens bin
         sizes = (1, 20, 100, 300, 700, p.max_tokens)
         planes = ("k_msb_base", "k_lsb_base", "v_base")
@@ -46,7 +47,7 @@ class ErrorsSeq(CornersSeq):
             for i, n in enumerate(sizes):
                 plane = planes[i % 3]
                 h = self.head(n, (8, 4, 8), private=True)
-                stride = p.plane_stride({"k_msb_base": 8, "k_lsb_base": 4, "v_base": 8}[plane])
+                stride = p.token_bytes({"k_msb_base": 8, "k_lsb_base": 4, "v_base": 8}[plane])
                 tok = self.rng.randrange(n)
                 self.memory.add_error_range(h[plane] + stride * tok,
                                             h[plane] + stride * (tok + 1), resp)

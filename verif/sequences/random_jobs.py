@@ -2,7 +2,9 @@
 
 `RandomJobKnobs` (a `cocotb_coverage.crv.Randomized`) draws each job's shape: widths under the
 legality constraint msb + lsb <= 12, an n_tokens bin (token counts are then uniform inside it),
-a v_topk mode, a token/head pruning mode, the LSB threshold corner and the state flags. K/V are
+a v_topk mode, a token/head pruning mode, the LSB threshold corner, the state flags and the
+re-selection controls (reselect, imp_shift, protection of sink/recent tokens; every value is
+legal, so no constraint ties them to the rest). K/V are
 random 12-bit heads (Gaussian, random spread). Knob `jobs`: how many. `BackToBackSeq` is the
 same with short jobs, meant for the back-to-back stress test (state_check off).
 """
@@ -32,6 +34,8 @@ class RandomJobKnobs(Randomized):
         self.keep_mode = "none"
         self.thr_mode = "mid"
         self.flags = 0
+        self.resel_mode = "none"
+        self.protect_mode = "none"
         self.add_rand("msb", [4, 6, 8, 12])
         self.add_rand("lsb", [0, 4, 6, 8])
         self.add_rand("vb", [4, 6, 8, 12])
@@ -40,10 +44,13 @@ class RandomJobKnobs(Randomized):
         self.add_rand("keep_mode", ["none", "tokens", "heads", "both"])
         self.add_rand("thr_mode", ["zero", "mid", "max"])
         self.add_rand("flags", list(range(16)))  # acc_tokens, acc_heads, clear_t, clear_h
+        self.add_rand("resel_mode", ["none", "reselect", "rescale", "both"])
+        self.add_rand("protect_mode", ["none", "sink", "recent", "both"])
         self.add_constraint(lambda lsb, msb: msb + lsb <= 12)
         weights = dict(n_weights)
         self.add_constraint(lambda n_bin: weights[n_bin])  # a weight: a soft distribution
         self.add_constraint(lambda flags: 1 if flags & 12 else 4)  # clears are rarer
+        self.add_constraint(lambda resel_mode: 3 if resel_mode == "none" else 1)
 
 
 class RandomJobsSeq(JobSequence):
@@ -73,11 +80,22 @@ class RandomJobsSeq(JobSequence):
             thr = {"zero": 0, "mid": self.rng.randint(1, 65534),
                    "max": 65535}[str(knobs.thr_mode)]
             f = int(knobs.flags)
+            resel = str(knobs.resel_mode)
+            shift = self.rng.choice([1, 2, self.rng.randint(1, 31), 31]) \
+                if resel in ("rescale", "both") else 0
+            prot = str(knobs.protect_mode)
+            sink = self.rng.choice([1, self.rng.randint(1, n), n + 5]) \
+                if prot in ("sink", "both") else 0
+            recent = self.rng.choice([1, self.rng.randint(1, n), n + 5]) \
+                if prot in ("recent", "both") else 0
             job = Job(query=q12, n_tokens=n, k_msb_base=pb.k_msb_base, k_lsb_base=pb.k_lsb_base,
                       v_base=pb.v_base, msb_bits=msb, lsb_bits=lsb, v_bits=vb,
                       score_mult=mult, score_shift=shift, requant_thresh=thr, v_topk=v_topk,
                       token_keep=keep_t, head_keep=keep_h, acc_tokens=bool(f & 1),
                       acc_heads=bool(f & 2), clear_tokens=bool(f & 4), clear_heads=bool(f & 8),
+                      reselect=resel in ("reselect", "both"), imp_shift=shift,
+                      protect_sink=min(sink, self.params.max_tokens),
+                      protect_recent=min(recent, self.params.max_tokens),
                       head_id=self.rng.randrange(self.N_HEADS), n_heads=self.N_HEADS,
                       params=self.params)
             await self.send(job, f"random {i} n={n} w{msb}/{lsb}/{vb}")
