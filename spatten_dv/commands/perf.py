@@ -17,6 +17,13 @@ from pathlib import Path
 from spatten_dv.errors import UserError
 
 SWEEPS = ("channels", "multipliers", "lanes", "comparators")
+# The RTL's stage counters (docs/architecture.md section 9) and the model's stages grouped alike:
+# passes (K and V fetch, Q.K, softmax, prob.V), top-k (prunes with their scans, value top-k),
+# control (checks, key list, accumulation, result).
+RTL_GROUPS = {"passes": ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_v"),
+              "topk": ("cyc_topk",), "control": ("cyc_ctrl",)}
+MODEL_GROUPS = {"passes": ("k_msb", "k_lsb", "v"), "topk": ("prune", "v_select"),
+                "control": ("control", "key_scan", "accumulate")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -141,6 +148,9 @@ def rtl_steps(path: Path) -> dict[int, dict]:
             s["jobs"] += 1
             s["cycles"] += int(r["cycles"])
             s["beats"] += int(r["beats"])
+            for group, counters in RTL_GROUPS.items():  # the RTL's stage counters, if any
+                if all(c in r for c in counters):
+                    s[group] = s.get(group, 0) + sum(int(r[c]) for c in counters)
         except (ValueError, KeyError, TypeError):
             raise UserError(f"--rtl {path}: line {i} is not a replay job record (step, "
                             "cycles, beats)") from None
@@ -263,8 +273,14 @@ def run(args: argparse.Namespace) -> int:
                                     f"{s.jobs}: run perf on the same steps/layers/heads")
                 err = 100 * (s.cycles / r["cycles"] - 1)
                 agreement[str(k)] = {"rtl": r["cycles"], "model": s.cycles, "error_pct": err}
+                groups = {g: (r[g], sum(s.stages[m] for m in MODEL_GROUPS[g]))
+                          for g in RTL_GROUPS if g in r}
+                if groups:
+                    agreement[str(k)]["stages_rtl_model"] = groups
+                split = "; ".join(f"{g} {a} / {b:.0f}" for g, (a, b) in groups.items())
                 print(f"  {'':>{len(str(args.rtl)) + 11}}{k:>5} {r['cycles']:>11} "
-                      f"{s.cycles:>11.0f} {err:>+6.2f}%")
+                      f"{s.cycles:>11.0f} {err:>+6.2f}%" + (f"   stages RTL / model: {split}"
+                                                           if split else ""))
             summary["rtl_agreement"] = agreement
         if sweep:
             name, vals = sweep
