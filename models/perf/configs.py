@@ -47,7 +47,3 @@ PAPER = PerfConfig("paper", keys_per_cycle=8, softmax_lanes=8, values_per_cycle=
                    topk_comparators=16, dram="HBM2_2000Mbps", channels=8, r_beats_per_cycle=8,
                    max_outstanding=64, built=False)
 CONFIGS = {"default": DEFAULT, "paper": PAPER}
-
-# Parameters a sweep may vary (spatten-dv perf --sweep NAME=v1,v2,...): option -> field.
-SWEEPABLE = {"channels": "channels", "keys": "keys_per_cycle", "lanes": "softmax_lanes",
-             "values": "values_per_cycle", "comparators": "topk_comparators"}
