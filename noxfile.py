@@ -106,3 +106,11 @@ def bench(session: nox.Session) -> None:
     `-- --quick` is a few-minute subset; other args after -- go to `spatten-dv bench`."""
     _install(session)
     session.run("spatten-dv", "bench", *session.posargs)
+
+
+@nox.session
+def perf_measure(session: nox.Session) -> None:
+    """Re-measure the RTL cycles the performance model is checked against (docs/perf.md;
+    models/perf/data/rtl_jobs.json; 30-60 minutes). Args: --only NAME."""
+    _install(session)
+    session.run("python", "-m", "spatten_dv.models.perf.measured", *session.posargs)

@@ -17,7 +17,7 @@ from spatten_dv.errors import UserError
 
 # Module names under spatten_dv.commands, in the order `--help` lists them.
 COMMAND_MODULES = ("doctor", "lint", "gen_rom", "trace", "capture", "workload", "sim",
-                   "coverage", "mutate", "chat", "accuracy", "dram", "synth", "bench")
+                   "coverage", "mutate", "chat", "accuracy", "dram", "synth", "bench", "perf")
 
 
 def build_parser() -> argparse.ArgumentParser:

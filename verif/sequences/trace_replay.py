@@ -56,6 +56,45 @@ def select(text: str, count: int, what: str) -> list[int]:
     return sorted(chosen)
 
 
+def trace_jobs(tr, path: Path, steps: list[int], layers: list[int], heads: list[int], place,
+               params):
+    """The replay's jobs in order: (job, label, meta) per selected (step, layer, head).
+
+    `place(k, v, msb, lsb, vb)` writes a head's planes and returns their PlaneBases (the
+    environment's PlaneAllocator.place; the performance model, models/perf, passes its own).
+    """
+    m = tr.meta
+    last = max(m.n_layers - 1, 1)
+    for step in steps:
+        n = tr.n_tokens(step)
+        if n > params.max_tokens:
+            raise UserError(f"{path}: step {step} has {n} tokens, the core takes at most "
+                            f"{params.max_tokens}")
+        first_of_step = True
+        for layer in layers:
+            frac = layer / last
+            tok_budget = max(1, math.ceil(n * (1 - (1 - TOKEN_KEEP_LAST) * frac)))
+            head_budget = max(1, math.ceil(m.n_heads * (1 - (1 - HEAD_KEEP_LAST) * frac)))
+            for hi, head in enumerate(heads):
+                tj = tr.job(step, layer, head)
+                pb = place(tj["k"], tj["v"], *WIDTHS)
+                mult, shift = score_scale(tj["real_per_unit"])
+                first_head = hi == 0
+                job = Job(query=tj["query"], n_tokens=n, k_msb_base=pb.k_msb_base,
+                          k_lsb_base=pb.k_lsb_base, v_base=pb.v_base,
+                          msb_bits=WIDTHS[0], lsb_bits=WIDTHS[1], v_bits=WIDTHS[2],
+                          score_mult=mult, score_shift=shift, requant_thresh=REQUANT,
+                          v_topk=max(1, tok_budget // 2),
+                          token_keep=tok_budget if first_head and tok_budget < n else 0,
+                          head_keep=head_budget if first_head else 0,
+                          clear_tokens=first_of_step, clear_heads=first_of_step,
+                          acc_tokens=True, acc_heads=True, head_id=head,
+                          n_heads=m.n_heads, params=params)
+                first_of_step = False
+                yield job, f"{path.stem} s{step} l{layer} h{head}", {
+                    "trace": path.name, "step": step, "layer": layer, "head": head}
+
+
 class TraceReplaySeq(JobSequence):
     async def body(self):
         path = resolve_trace(self.cfg.trace)
@@ -67,35 +106,8 @@ class TraceReplaySeq(JobSequence):
         if m.head_dim != self.params.head_dim:
             raise UserError(f"{path}: head_dim {m.head_dim}, the core has "
                             f"{self.params.head_dim}")
-        last = max(m.n_layers - 1, 1)
         self.logger.info("trace replay %s: steps %s, layers %s, heads %s (%d jobs)", path.name,
                          steps, layers, heads, len(steps) * len(layers) * len(heads))
-        for step in steps:
-            n = tr.n_tokens(step)
-            if n > self.params.max_tokens:
-                raise UserError(f"{path}: step {step} has {n} tokens, the core takes at most "
-                                f"{self.params.max_tokens}")
-            first_of_step = True
-            for layer in layers:
-                frac = layer / last
-                tok_budget = max(1, math.ceil(n * (1 - (1 - TOKEN_KEEP_LAST) * frac)))
-                head_budget = max(1, math.ceil(m.n_heads * (1 - (1 - HEAD_KEEP_LAST) * frac)))
-                for hi, head in enumerate(heads):
-                    tj = tr.job(step, layer, head)
-                    pb = self.alloc.place(tj["k"], tj["v"], *WIDTHS)
-                    mult, shift = score_scale(tj["real_per_unit"])
-                    first_head = hi == 0
-                    job = Job(query=tj["query"], n_tokens=n, k_msb_base=pb.k_msb_base,
-                              k_lsb_base=pb.k_lsb_base, v_base=pb.v_base,
-                              msb_bits=WIDTHS[0], lsb_bits=WIDTHS[1], v_bits=WIDTHS[2],
-                              score_mult=mult, score_shift=shift, requant_thresh=REQUANT,
-                              v_topk=max(1, tok_budget // 2),
-                              token_keep=tok_budget if first_head and tok_budget < n else 0,
-                              head_keep=head_budget if first_head else 0,
-                              clear_tokens=first_of_step, clear_heads=first_of_step,
-                              acc_tokens=True, acc_heads=True, head_id=head,
-                              n_heads=m.n_heads, params=self.params)
-                    first_of_step = False
-                    await self.send(job, f"{path.stem} s{step} l{layer} h{head}",
-                                    meta={"trace": path.name, "step": step, "layer": layer,
-                                          "head": head})
+        for job, label, meta in trace_jobs(tr, path, steps, layers, heads, self.alloc.place,
+                                           self.params):
+            await self.send(job, label, meta=meta)

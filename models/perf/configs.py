@@ -1,0 +1,49 @@
+"""The model's configurations: `default` (today's RTL) and `paper` (a design-space prediction).
+
+`default` is the RTL as built (hdl/spatten_core.v, docs/architecture.md section 1): one key per
+cycle through the Q.K array (QK_MULS 64 at D = 64), one softmax lane, one value per cycle through
+prob.V (64 multipliers), a 16-comparator top-k engine, one AXI read channel of 256 bits on
+DDR4-2400R, every phase of a job in sequence.
+`paper` is SpAtten's published design point: 8 keys/cycle (QK_MULS 512), 8 softmax lanes,
+512-multiplier prob.V (8 values/cycle), 16 top-k comparators, HBM2 with 8 channels. Its RTL is
+NOT built (nor is job overlap): its figures are predictions of what those widths would give with
+the same sequential job flow, labelled so wherever they are printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    name: str
+    keys_per_cycle: int = 1  # Q.K: QK_MULS / D keys per cycle
+    softmax_lanes: int = 1  # scores per cycle in each softmax pass
+    values_per_cycle: int = 1  # prob.V: PV multipliers / D value vectors per cycle
+    topk_comparators: int = 16  # top-k rows of this many values per cycle
+    dram: str = "DDR4_2400R"  # a preset of models/dram/presets.py or "ideal"
+    channels: int = 1  # AXI read channels = DRAM channels
+    ideal_latency: int = 20  # cycles, dram = "ideal"
+    r_beats_per_cycle: int = 1  # R beats the fetcher takes per cycle (1 per channel in `paper`)
+    max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
+    # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
+    built: bool = True  # False: no RTL of this configuration (a prediction)
+
+    @property
+    def label(self) -> str:
+        what = "today's sequential RTL" if self.built else (
+            "design-space PREDICTION (no RTL of this configuration, no job overlap)")
+        return (f"{self.name}: {self.keys_per_cycle} key(s)/cycle, {self.softmax_lanes} softmax "
+                f"lane(s), {self.values_per_cycle} value(s)/cycle, {self.topk_comparators} top-k "
+                f"comparators, {self.dram} x {self.channels} channel(s) - {what}")
+
+    def with_(self, **changes) -> PerfConfig:
+        return replace(self, **changes)
+
+
+DEFAULT = PerfConfig("default")
+PAPER = PerfConfig("paper", keys_per_cycle=8, softmax_lanes=8, values_per_cycle=8,
+                   topk_comparators=16, dram="HBM2_2000Mbps", channels=8, r_beats_per_cycle=8,
+                   max_outstanding=64, built=False)
+CONFIGS = {"default": DEFAULT, "paper": PAPER}

@@ -1,0 +1,143 @@
+"""The RTL measurements the model is checked against (docs/perf.md "Agreement").
+
+`SELECTIONS` are slices of the committed traces and of the GPT-2 small per8 workload, run on
+Verilator behind DDR4-2400R (the environment's default) or the ideal memory. `collect()` runs them
+(`spatten-dv sim` through spatten_dv.regress, nice'd, about 30-60 minutes on a shared 2-core
+machine) and writes one record per job (step, keys, values, LSB refetch, beats, r_cycles) to
+models/perf/data/rtl_jobs.json; `load()` reads that committed table. Regenerate with
+    python -m spatten_dv.models.perf.measured [--only NAME]
+The test suite does not rely only on this table: tests/perf/test_rtl_agreement.py runs a slice
+on the RTL every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DATA = Path(__file__).with_name("data") / "rtl_jobs.json"
+KNOBS = {"state_check": "false", "coverage": "false"}  # neither changes a job's cycles
+
+SELECTIONS = {
+    "code_s0_s3": {"trace": "smollm2_code", "steps": "0,3", "layers": "0,14,28",
+                   "heads": "0,4,8"},
+    "dialogue_s0_s5": {"trace": "smollm2_dialogue", "steps": "0,5", "layers": "0,14,28",
+                       "heads": "0,4,8"},
+    "prose_s7": {"trace": "smollm2_prose", "steps": "7", "layers": "0,14,29",
+                 "heads": "0,4,8"},
+    # whole decode steps (270 jobs; per8: 144 jobs per step)
+    "code_s3_all": {"trace": "smollm2_code", "steps": "3"},
+    "prose_s7_all": {"trace": "smollm2_prose", "steps": "7"},
+    "dialogue_s5_all": {"trace": "smollm2_dialogue", "steps": "5"},
+    "per8_s0_s1_all": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2"},
+    "prose_s2_ideal": {"trace": "smollm2_prose", "steps": "2", "layers": "0,10,20,29",
+                       "heads": "0,3,6", "dram": "ideal"},
+    "per8_s0_s1": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2",
+                   "layers": "0,11"},
+}
+
+
+COLUMNS = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles")
+
+
+def records_of(jobs_jsonl: Path) -> list[dict]:
+    return [{k: r[k] for k in COLUMNS} for r in
+            map(json.loads, jobs_jsonl.read_text(encoding="utf-8").splitlines())]
+
+
+def load() -> dict:
+    """{name: {"selection": ..., "jobs": [{column: value}, ...]}} from the committed table."""
+    raw = json.loads(DATA.read_text(encoding="utf-8"))
+    return {name: {"selection": e["selection"],
+                   "jobs": [dict(zip(raw["columns"], row, strict=True)) for row in e["jobs"]]}
+            for name, e in raw["selections"].items()}
+
+
+def save(table: dict) -> None:
+    """One line per job, columns COLUMNS (the file stays small: about 25 bytes a job)."""
+    names = list(table)
+    lines = ["{", f' "columns": {json.dumps(list(COLUMNS))},', ' "selections": {']
+    for i, name in enumerate(names):
+        e = table[name]
+        rows = [json.dumps([r[c] for c in COLUMNS]) for r in e["jobs"]]
+        lines.append(f'  {json.dumps(name)}: {{"selection": {json.dumps(e["selection"])}, '
+                     '"jobs": [')
+        lines.append(",\n".join("   " + r for r in rows))
+        lines.append("  ]}" + ("," if i < len(names) - 1 else ""))
+    lines += [" }", "}"]
+    DATA.parent.mkdir(exist_ok=True)
+    DATA.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
+    from spatten_dv.regress import TestSpec, run_one
+
+    table = load() if DATA.exists() else {}
+    for name in names:
+        sel = SELECTIONS[name]
+        seq = "workload_replay" if "workload" in sel else "trace_replay"
+        spec = TestSpec(name=f"perf_{name}", sequences=seq, knobs=dict(KNOBS, **sel),
+                        tier="adhoc")
+        r = run_one(spec, "verilator", 1, out, progress=False)
+        if not r.passed:
+            raise SystemExit(f"{name}: RTL run failed: {r.failure} (log {r.folder})")
+        table[name] = {"selection": sel, "jobs": records_of(r.folder / "jobs.jsonl")}
+        save(table)
+    return table
+
+
+def markdown(table: dict | None = None) -> list[str]:
+    """The agreement table of docs/perf.md, from the committed measurements."""
+    table = table or load()
+    out = ["| selection | step | jobs | RTL cycles | model cycles | error |",
+           "|---|---|---|---|---|---|"]
+    for name, e in table.items():
+        sel = ", ".join(f"{k} {v}" for k, v in e["selection"].items())
+        for step, rtl, model, err in agreement(name, table):
+            jobs = sum(1 for r in e["jobs"] if r["step"] == step)
+            out.append(f"| {name}: {sel} | {step} | {jobs} | {rtl:,} | {model:,.0f} | "
+                       f"{err:+.2f} % |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=sorted(SELECTIONS))
+    ap.add_argument("--table", action="store_true",
+                    help="print the agreement table of the committed measurements, run nothing")
+    args = ap.parse_args()
+    if args.table:
+        print("\n".join(markdown()))
+        return
+    collect(args.only or list(SELECTIONS))
+
+
+
+def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
+    """(step, RTL cycles, model cycles, error %) per step of a measured selection."""
+    from spatten_dv.models.perf.configs import DEFAULT
+    from spatten_dv.models.perf.shape import trace_shapes, workload_shapes
+    from spatten_dv.models.perf.steps import predict
+
+    entry = (table or load())[name]
+    sel = dict(entry["selection"])
+    cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram))
+    if "workload" in sel:
+        _, shapes = workload_shapes(sel["workload"], sel.get("steps"), sel.get("layers"))
+    else:
+        _, shapes = trace_shapes(sel["trace"], sel.get("steps"), sel.get("layers"),
+                                 sel.get("heads"))
+    jobs = entry["jobs"]
+    if len(jobs) != len(shapes):
+        raise ValueError(f"{name}: {len(jobs)} measured jobs, the selection has {len(shapes)}")
+    _, steps = predict(shapes, cfg)
+    rtl: dict[int, int] = {}
+    for r in jobs:
+        rtl[r["step"]] = rtl.get(r["step"], 0) + r["cycles"]
+    return [(s, c, steps[s].cycles, 100 * (steps[s].cycles / c - 1))
+            for s, c in sorted(rtl.items())]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Cycle formula of every phase of a job (hdl/spatten_core.v FSM, one phase after another).
+
+Symbols: m kept keys, nv values fetched, K candidates of a prune scan, C top-k comparators,
+L softmax lanes, kq keys per cycle (Q.K), kv values per cycle (prob.V), F(plane) the fetch time
+of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to the NEXT cycle.
+
+  control       CHECK 1 + CLR 1 (a clear) + HEADCHK 1 + VSEL 1 + ACC_H 1 + NEXT 1
+  prune (each)  PR_SCAN 1 + scan(K) [+ PR_BEGIN 1 + topk(K, keep) when keep < K]
+  key list      PR_SCAN 1 + scan(m)
+  scan(K)       K + 4 (2 when K = 0): the prune state emits one entry per cycle
+  K pass (each) PASS_START 1 + max(F(plane), m / kq) + PIPE_K + 2 m / L + SOFTMAX_TAIL
+                (the softmax's load pass overlaps the fetch; its exp and output passes, n + 4
+                and n + 3 cycles, and the 42-cycle divide follow the last score)
+  V select      topk(m, v_topk) when v_topk < m
+  V pass        PASS_START 1 + max(F(V plane), nv / kv) + PIPE_V
+  accumulate    ACC_T: m cycles with acc_tokens (one entry per cycle), else 1
+  topk(n, k)    1 + passes + emit + 1 (DONE)
+                passes = sum over the quick-select passes of ceil(m_i / C) + 3, estimated
+                from the expected quick-select figures (the values are data, not shape):
+                sum m_i = 2n + 2n H(k/n) (Knuth; H the binary entropy in nats), 2 ln n
+                passes, half a row of rounding per pass
+                emit = 3 ceil(n / C) - 1 + k (read + mask + one idle cycle per row of C values,
+                one cycle per winner; the last winner is taken to be in the last row)
+"""
+
+from __future__ import annotations
+
+import math
+
+from spatten_dv.models.descriptor import Status
+from spatten_dv.models.perf.bursts import NO_FETCH, FetchCount, count_fetch
+from spatten_dv.models.perf.configs import PerfConfig
+from spatten_dv.models.perf.dram import DramFit
+from spatten_dv.models.perf.layout_bytes import fetch_beat_addresses
+from spatten_dv.models.perf.shape import JobShape
+
+PIPE_K = 6  # last beat -> score into the softmax: unpack reg, stage reg, 4 dot-product stages
+SOFTMAX_TAIL = 50  # softmax: 4 (exp pipe) + 42 (divide) + 3 (output pipe) + done
+PIPE_V = 4  # last beat -> pv_out_valid: unpack, stage, product, finishing
+
+STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "accumulate")
+
+
+def scan_cycles(entries: int) -> int:
+    return entries + 4 if entries else 2
+
+
+def topk_candidates(n: int, k: int) -> float:
+    """Expected candidates over all quick-select passes (Knuth: 2n + 2n H(k/n), H the entropy
+    in nats; 3.39 n for the median, 2 n at the ends)."""
+    a = k / n
+    h = -(a * math.log(a) + (1 - a) * math.log(1 - a)) if 0 < a < 1 else 0.0
+    return 2 * n + 2 * n * h
+
+
+def topk_passes(n: int) -> int:
+    """Expected quick-select passes: about 2 ln n."""
+    return max(1, math.ceil(2 * math.log(n)))
+
+
+def topk_cycles(n: int, k: int, comparators: int = 16) -> float:
+    """Cycles of the top-k engine selecting k of n (start to done); 0 when k >= n or k = 0."""
+    if k == 0 or n == 0 or k >= n:
+        return 0
+    p = topk_passes(n)
+    # a pass reads ceil(m/C) rows: on average half a row more than m/C
+    passes = topk_candidates(n, k) / comparators + p * (3 + 0.5)
+    emit = 3 * math.ceil(n / comparators) - 1 + k
+    return 1 + passes + emit + 1
+
+
+def plane_fetch(shape: JobShape, plane: str, tx_bytes: int) -> FetchCount:
+    base, width, tokens = {
+        "k_msb": (shape.k_msb_base, shape.msb_bits, shape.keys),
+        "k_lsb": (shape.k_lsb_base, shape.lsb_bits, shape.keys),
+        "v": (shape.v_base, shape.v_bits, shape.values)}[plane]
+    if tokens.size == 0:
+        return NO_FETCH
+    return count_fetch(fetch_beat_addresses(base, tokens, width), tx_bytes=tx_bytes)
+
+
+def job_stages(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[dict, dict]:
+    """(cycles per stage, fetch counts per plane) of one job."""
+    cyc = dict.fromkeys(STAGES, 0.0)
+    fetch = {"k_msb": NO_FETCH, "k_lsb": NO_FETCH, "v": NO_FETCH}
+    cyc["control"] = 2  # CHECK + NEXT (r_cycles starts at 1 in CHECK)
+    if shape.status not in (Status.OK, Status.HEAD_SKIPPED, Status.NO_TOKENS):
+        return cyc, fetch  # descriptor error: CHECK -> NEXT
+    if shape.clear:
+        cyc["control"] += 1
+    for pr in (shape.head_prune, shape.token_prune):
+        if pr is None:
+            continue
+        cyc["prune"] += 1 + scan_cycles(pr.candidates)
+        if pr.keep < pr.candidates:
+            cyc["prune"] += 1 + topk_cycles(pr.candidates, pr.keep, cfg.topk_comparators)
+    cyc["control"] += 1  # HEADCHK
+    if shape.status == Status.HEAD_SKIPPED:
+        return cyc, fetch
+    m, nv = shape.n_keys, shape.n_values
+    cyc["key_scan"] = 1 + scan_cycles(m)
+    if shape.status == Status.NO_TOKENS:
+        return cyc, fetch
+    r = cfg.r_beats_per_cycle
+    planes = ["k_msb"] + (["k_lsb"] if shape.lsb_fetched else [])
+    for plane in planes:
+        f = fetch[plane] = plane_fetch(shape, plane, fit.tx_bytes)
+        stream = max(fit.fetch_cycles(f.beats, f.transactions, r), m / cfg.keys_per_cycle)
+        cyc[plane] = 1 + stream + PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL
+    cyc["control"] += 1  # VSEL
+    if shape.v_select:
+        cyc["v_select"] = topk_cycles(m, nv, cfg.topk_comparators)
+    f = fetch["v"] = plane_fetch(shape, "v", fit.tx_bytes)
+    cyc["v"] = 1 + max(fit.fetch_cycles(f.beats, f.transactions, r),
+                       nv / cfg.values_per_cycle) + PIPE_V
+    cyc["accumulate"] = m if shape.acc_tokens else 1
+    cyc["control"] += 1  # ACC_H
+    return cyc, fetch

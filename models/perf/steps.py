@@ -1,0 +1,90 @@
+"""Per-job predictions aggregated per decode step: cycles, DRAM bytes, bound ratio, GOP/s.
+
+Ops (the GOP/s numerator): 2 D per key of the Q.K pass (a multiply and an add per element) plus
+2 D per value of the prob.V pass. The LSB recompute is not counted (it redoes Q.K for accuracy,
+it is no new work), nor the softmax, top-k and state operations.
+bound ratio = cycles / (bytes / peak bytes per cycle): 1.0 means the job runs at the memory's
+pin bandwidth; larger means it spends that factor more time than the bytes need.
+GOP/s at 1 GHz = ops / cycles (one cycle = 1 ns).
+A decode step's cycles are the sum of its jobs' cycles (the core runs one job at a time): for a
+GPT-2 workload one step is one generated token, so they are also cycles per generated token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spatten_dv.models.params import DEFAULT_PARAMS
+from spatten_dv.models.perf.configs import PerfConfig
+from spatten_dv.models.perf.dram import DramFit, calibrate
+from spatten_dv.models.perf.shape import JobShape
+from spatten_dv.models.perf.stages import STAGES, job_stages
+
+
+@dataclass
+class JobPrediction:
+    shape: JobShape
+    cycles: float
+    stages: dict
+    beats: int
+    bytes: int
+    transactions: int
+    ops: int
+
+
+@dataclass
+class StepPrediction:
+    step: int
+    jobs: int = 0
+    cycles: float = 0.0
+    bytes: int = 0
+    beats: int = 0
+    ops: int = 0
+    keys: int = 0
+    values: int = 0
+    stages: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, p: JobPrediction) -> None:
+        self.jobs += 1
+        self.cycles += p.cycles
+        self.bytes += p.bytes
+        self.beats += p.beats
+        self.ops += p.ops
+        self.keys += p.shape.n_keys
+        self.values += p.shape.n_values
+        for k, v in p.stages.items():
+            self.stages[k] += v
+
+    def bound_ratio(self, peak_bytes_per_cycle: float) -> float:
+        if not self.bytes or peak_bytes_per_cycle == float("inf"):
+            return float("nan")
+        return self.cycles / (self.bytes / peak_bytes_per_cycle)
+
+    @property
+    def gops_at_1ghz(self) -> float:
+        return self.ops / self.cycles if self.cycles else 0.0
+
+
+def fit_for(cfg: PerfConfig) -> DramFit:
+    return calibrate(cfg.dram, cfg.channels, cfg.ideal_latency, cfg.r_beats_per_cycle,
+                     cfg.max_outstanding)
+
+
+def predict_job(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> JobPrediction:
+    stages, fetch = job_stages(shape, cfg, fit)
+    beats = sum(f.beats for f in fetch.values())
+    d = DEFAULT_PARAMS.head_dim
+    ops = 2 * d * (shape.n_keys + shape.n_values) if shape.status == 0 else 0
+    return JobPrediction(shape, sum(stages.values()), stages, beats,
+                         beats * DEFAULT_PARAMS.bus_bytes,
+                         sum(f.transactions for f in fetch.values()), ops)
+
+
+def predict(shapes: list[JobShape], cfg: PerfConfig) -> tuple[list[JobPrediction],
+                                                              dict[int, StepPrediction]]:
+    fit = fit_for(cfg)
+    jobs = [predict_job(s, cfg, fit) for s in shapes]
+    steps: dict[int, StepPrediction] = {}
+    for p in jobs:
+        steps.setdefault(p.shape.step, StepPrediction(p.shape.step)).add(p)
+    return jobs, dict(sorted(steps.items()))
