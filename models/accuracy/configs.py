@@ -171,8 +171,8 @@ def _spatten(name: str, scale: float = 1.0, note: str = "", **kw) -> StudyConfig
 
 def _build() -> tuple[tuple[StudyConfig, ...], tuple[str, ...]]:
     per8 = _spatten("spatten-per8", note="the per8 workload's ratios, widths and V ratio")
-    curve = [_spatten("spatten-x0.5", 0.5), per8, _spatten("spatten-x2", 2.0),
-             _spatten("spatten-x4", 4.0)]
+    curve = [_spatten("spatten-x0.5", 0.5), per8, _spatten("spatten-x2", 2.0)]
+    extra = [_spatten("spatten-x4", 4.0)]  # on request (--configs)
     plain = replace(per8, name="spatten-per8-spec", protect_sink=0, protect_recent=0,
                     note="no protected tokens (the spec's policy)")
     ablations = [
@@ -188,15 +188,15 @@ def _build() -> tuple[tuple[StudyConfig, ...], tuple[str, ...]]:
         plain,
     ]
     matched = []
-    for sp in curve:
+    for sp in curve + extra:
         matched.append(StudyConfig(f"h2o@{sp.name}", "h2o", match=sp.name))
         matched.append(StudyConfig(f"streaming@{sp.name}", "streaming", match=sp.name))
     everything = (StudyConfig("dense", "dense"), *curve, *ablations, *matched,
                   replace(per8, name="dense-quant", scale=1 / min(per8_shape()[0]), values=1.0,
                           protect_sink=0, protect_recent=0,
                           note="every token and V, per8 quantization only"))
-    default = tuple(c.name for c in everything)
-    return everything, default
+    default = tuple(c.name for c in everything if "x4" not in c.name)
+    return everything + tuple(extra), default
 
 
 ALL_CONFIGS, DEFAULT_NAMES = _build()

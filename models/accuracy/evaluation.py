@@ -19,6 +19,7 @@ from spatten_dv.models.accuracy.attention import (
     ATTN_NAME,
     DecodeBatch,
     PrefillRecorder,
+    WindowKV,
     register_attention,
 )
 from spatten_dv.models.accuracy.configs import StudyConfig, resolve
@@ -73,12 +74,6 @@ def _use_study_attention(model) -> None:
         model.set_attn_implementation(ATTN_NAME)
 
 
-def _expand_cache(cache, batch: int) -> None:
-    for layer in cache.layers:
-        layer.keys = layer.keys.expand(batch, -1, -1, -1).contiguous()
-        layer.values = layer.values.expand(batch, -1, -1, -1).contiguous()
-
-
 def run_window(model, ids: Sequence[int], prompt: int, configs: Sequence[StudyConfig],
                record: bool = False) -> tuple[list[WindowResult], list[Policy], torch.Tensor]:
     """Dense prefill of ids[:prompt], then teacher-forced decode of ids[prompt:] (each step
@@ -106,19 +101,21 @@ def run_window(model, ids: Sequence[int], prompt: int, configs: Sequence[StudyCo
         heads = [h[0] for h in recorder.heads]
         policies = [make_policy(c, L, H, D, toks, heads, len(ids), record) for c in configs]
         C = len(configs)
-        _expand_cache(cache, C)
-        batch = DecodeBatch(policies)
+        kv = WindowKV([layer.keys for layer in cache.layers],
+                      [layer.values for layer in cache.layers], C, n_steps)
+        del cache
+        batch = DecodeBatch(policies, kv)
         nll = torch.zeros(C, n_steps, dtype=torch.float64)
         all_logits = []
         for s in range(n_steps):
             pos = prompt + s
             for p in policies:
                 p.begin_step()
+            batch.step = s
             _ACTIVE.append(batch)
             try:
                 out = model(input_ids=ids_t[:, pos:pos + 1].expand(C, 1),
-                            position_ids=torch.full((C, 1), pos), past_key_values=cache,
-                            use_cache=True)
+                            position_ids=torch.full((C, 1), pos), use_cache=False)
             finally:
                 _ACTIVE.remove(batch)
             logits = out.logits[:, -1].float()

@@ -1,15 +1,15 @@
 """Per-configuration decode policies over one window's K/V cache (docs/accuracy.md, section 2).
 
 A policy is built from the dense prefill's importance and then called once per layer and
-decode step with the step's query (H, D) and every cached token's K/V (KVH, N, D), the new
-token's last. It returns the heads' outputs (H, D) and counts the K/V bits it fetched.
+decode step with the step's query (H, D) and a view of every token's K/V (attention.KVView:
+N tokens, the new token's last). It returns the heads' outputs (H, D) and counts the K/V bits
+it fetched.
 """
 
 from __future__ import annotations
 
 import torch
 
-from spatten_dv.models.accuracy.attention import v_unit
 from spatten_dv.models.accuracy.configs import FULL_BITS, StudyConfig, keep_count
 from spatten_dv.models.formats import effective
 from spatten_dv.models.params import DEFAULT_PARAMS, QKV_BITS
@@ -71,23 +71,22 @@ class Policy:
         self.lsb_rows += lsb_rows
         self.rows += heads
 
-    @staticmethod
-    def _expand(x: torch.Tensor, heads: int) -> torch.Tensor:
-        return x.repeat_interleave(heads // x.shape[0], dim=0)
+    def _grouped(self, q: torch.Tensor, kvh: int) -> torch.Tensor:
+        return q.reshape(kvh, self.H // kvh, -1)
 
-    def _attend_masked(self, q, k, v, scaling, keep):
-        """Float attention of every head over its kept tokens; keep (H, N) bool."""
-        k, v = self._expand(k, self.H), self._expand(v, self.H)
-        s = torch.einsum("hd,hnd->hn", q, k) * scaling
+    def _attend_masked(self, q, kv, scaling, keep):
+        """Float attention of every head over its kept tokens among all N; keep (H, N)."""
+        kvh = kv.kv.pk[kv.layer].shape[0]
+        s = kv.scores(self._grouped(q, kvh)).reshape(self.H, -1) * scaling
         s = s.masked_fill(~keep, torch.finfo(s.dtype).min)
         p = torch.softmax(s, dim=-1)
-        return torch.einsum("hn,hnd->hd", p, v), p
+        return kv.weighted(self._grouped(p, kvh)).reshape(self.H, -1), p
 
 
 class DensePolicy(Policy):
-    def attend(self, layer, q, k, v, scaling):
-        n = k.shape[1]
-        out, _ = self._attend_masked(q, k, v, scaling, torch.ones(self.H, n, dtype=torch.bool))
+    def attend(self, layer, q, kv, scaling):
+        n = kv.n
+        out, _ = self._attend_masked(q, kv, scaling, torch.ones(self.H, n, dtype=torch.bool))
         self._count(self.H * n, self.H * n, self.H, n)
         return out
 
@@ -95,8 +94,8 @@ class DensePolicy(Policy):
 class StreamingPolicy(Policy):
     """The first `sinks` tokens and the newest ones, keep_count(keys, N) in all."""
 
-    def attend(self, layer, q, k, v, scaling):
-        n = k.shape[1]
+    def attend(self, layer, q, kv, scaling):
+        n = kv.n
         kk = keep_count(self.cfg.keys, n)
         keep = torch.zeros(n, dtype=torch.bool)
         sinks = min(self.cfg.sinks, kk)
@@ -104,7 +103,7 @@ class StreamingPolicy(Policy):
         keep[n - (kk - sinks):] = True
         if self.record:
             self.kept_log.append({"layer": layer, "n": n, "kept": keep.nonzero().flatten()})
-        out, _ = self._attend_masked(q, k, v, scaling, keep.expand(self.H, n))
+        out, _ = self._attend_masked(q, kv, scaling, keep.expand(self.H, n))
         self._count(self.H * kk, self.H * kk, self.H, n)
         return out
 
@@ -122,8 +121,8 @@ class H2OPolicy(Policy):
             self.acc[layer, :, :t] = col
         self.alive = torch.ones(n_layers, n_heads, n_max, dtype=torch.bool)
 
-    def attend(self, layer, q, k, v, scaling):
-        n = k.shape[1]
+    def attend(self, layer, q, kv, scaling):
+        n = kv.n
         kk = keep_count(self.cfg.keys, n)
         heavy = kk // 2
         start = n - (kk - heavy)
@@ -142,7 +141,7 @@ class H2OPolicy(Policy):
             self.alive[layer, :, :start] = False
         if self.record:
             self.kept_log.append({"layer": layer, "n": n, "kept": keep.clone()})
-        out, p = self._attend_masked(q, k, v, scaling, keep)
+        out, p = self._attend_masked(q, kv, scaling, keep)
         self.acc[layer, :, :n] += p.to(torch.float64)
         kept = int(keep.sum())
         self._count(kept, kept, self.H, n)
@@ -181,69 +180,83 @@ class SpAttenPolicy(Policy):
             self.head_imp *= 2.0 ** -self.cfg.imp_shift
 
     def _select_tokens(self, layer: int, n: int) -> torch.Tensor:
+        """Ascending indices of the tokens kept at this layer and step."""
         cfg = self.cfg
-        cand = (torch.ones(n, dtype=torch.bool) if self.tokens is None
-                else torch.cat([self.tokens, torch.ones(n - len(self.tokens), dtype=torch.bool)]))
-        if not cfg.reselect:
-            cand &= self.alive[layer, :n]
-        kk = min(keep_count(self.ratios[layer], n), int(cand.sum()))
-        score = self.imp[:n].clone()
-        score[:cfg.protect_sink] = torch.inf
-        if cfg.protect_recent:
-            score[max(0, n - cfg.protect_recent):] = torch.inf
-        score[~cand] = -torch.inf
-        keep = torch.zeros(n, dtype=torch.bool)
-        keep[top_ranked(score, kk)] = True
-        if not cfg.reselect:
-            self.alive[layer, :n] &= keep | ~cand
+        if self.tokens is None:  # layer 0: every token (or those not pruned for good)
+            cand = (torch.arange(n) if cfg.reselect
+                    else self.alive[layer, :n].nonzero().flatten())
+        else:
+            cand = self.tokens
+            if not cfg.reselect:
+                cand = cand[self.alive[layer, cand]]
+        kk = min(keep_count(self.ratios[layer], n), len(cand))
+        if kk < len(cand):
+            score = self.imp[cand]
+            protected = (cand < cfg.protect_sink) | (cand >= n - cfg.protect_recent)
+            score = score.masked_fill(protected, torch.inf)
+            keep = cand[top_ranked(score, kk)]
+            if not cfg.reselect:
+                gone = torch.ones(n, dtype=torch.bool)
+                gone[keep] = False
+                gone[~self._mask(cand, n)] = False
+                self.alive[layer, :n] &= ~gone
+        else:
+            keep = cand
         self.tokens = keep
         return keep
 
+    @staticmethod
+    def _mask(idx: torch.Tensor, n: int) -> torch.Tensor:
+        m = torch.zeros(n, dtype=torch.bool)
+        m[idx] = True
+        return m
+
     def _select_heads(self, layer: int) -> torch.Tensor:
         kh = min(self.head_keep[layer], int(self.heads.sum()))
+        if kh == int(self.heads.sum()):
+            return self.heads
         score = self.head_imp.masked_fill(~self.heads, -torch.inf)
         keep = torch.zeros(self.H, dtype=torch.bool)
         keep[top_ranked(score, kh)] = True
         self.heads = keep
         return keep
 
-    def attend(self, layer, q, k, v, scaling):
+    def attend(self, layer, q, kv, scaling):
         cfg, H = self.cfg, self.H
-        n = k.shape[1]
-        keep = self._select_tokens(layer, n)
+        n = kv.n
+        idx = self._select_tokens(layer, n)
         heads = self._select_heads(layer)
-        idx = keep.nonzero().flatten()
         nk = len(idx)
+        bits = (cfg.msb_bits, cfg.v_bits) if cfg.quantized else (None, None)
         if cfg.quantized:
             q12, sq = _quantize(q, (-1,))
-            k12, sk = _quantize(k, (-2, -1))
-            v12, sv = _quantize(v, (-2, -1))
-            qf = _dequant(q12, QKV_BITS, sq)
-            kq = self._expand(_dequant(k12[:, idx], cfg.msb_bits, sk), H)
-            vq = self._expand(_dequant(v12[:, idx], cfg.v_bits, sv), H)
-        else:
-            qf, kq, vq = q, self._expand(k[:, idx], H), self._expand(v[:, idx], H)
-        p = torch.softmax(torch.einsum("hd,hnd->hn", qf, kq) * scaling, dim=-1)
-        refetch = torch.zeros(H, dtype=torch.bool)
+            q = _dequant(q12, QKV_BITS, sq)
+        k = kv.gather("k", idx, bits[0])  # (KVH, nk, D)
+        kvh = k.shape[0]
+        qg = self._grouped(q, kvh)
+        p = torch.softmax(torch.matmul(qg, k.transpose(1, 2)).reshape(H, nk) * scaling, dim=-1)
+        refetch = None
+        nr = 0
         if cfg.quantized and cfg.lsb_bits and cfg.requant_thresh > 0:
             refetch = (p.amax(-1) < cfg.requant_thresh) & heads
-            if refetch.any():
-                kf = self._expand(_dequant(k12[:, idx], cfg.msb_bits + cfg.lsb_bits, sk), H)
-                s = torch.einsum("hd,hnd->hn", qf[refetch], kf[refetch]) * scaling
-                p[refetch] = torch.softmax(s, dim=-1)
+            nr = int(refetch.sum())
+            if nr:
+                kf = kv.gather("k", idx, cfg.msb_bits + cfg.lsb_bits)
+                s = torch.matmul(qg, kf.transpose(1, 2)).reshape(H, nk) * scaling
+                p = torch.where(refetch[:, None], torch.softmax(s, dim=-1), p)
         nv = keep_count(cfg.values, nk) if cfg.values < 1 else nk
         if nv < nk:  # local value pruning: top nv probabilities per head, no renormalization
-            top = top_ranked(p, nv)
+            top = p.topk(nv, dim=-1).indices
             pv = torch.zeros_like(p).scatter_(1, top, p.gather(1, top))
         else:
             pv = p
-        out = torch.einsum("hn,hnd->hd", pv, vq) * heads[:, None]
+        v = kv.gather("v", idx, bits[1])
+        out = torch.matmul(self._grouped(pv, kvh), v).reshape(H, -1) * heads[:, None]
         hw = heads.to(torch.float64)
-        self.imp[idx] += (p.to(torch.float64) * hw[:, None]).sum(0)
-        unit = self._expand(v_unit(v)[:, None], H)[:, 0]
+        self.imp.index_add_(0, idx, (p.to(torch.float64) * hw[:, None]).sum(0))
+        unit = kv.v_unit().repeat_interleave(H // kvh)
         self.head_imp += out.abs().sum(-1).to(torch.float64) / unit * hw
         nh = int(heads.sum())
-        nr = int(refetch.sum())
         self._count(nh * nk, nh * nv, nh, n, lsb_keys=nr * nk, lsb_rows=nr)
         if self.record:
             self.kept_log.append({"layer": layer, "n": n, "kept": idx.clone(),

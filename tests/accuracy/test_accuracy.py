@@ -20,6 +20,7 @@ import transformers  # noqa: E402  (the capture extra, installed by nox -s tests
 from spatten_dv.commands import accuracy as accuracy_cmd  # noqa: E402
 from spatten_dv.errors import UserError  # noqa: E402
 from spatten_dv.models import accuracy as acc  # noqa: E402
+from spatten_dv.models.accuracy.attention import WindowKV  # noqa: E402
 from spatten_dv.models.accuracy.policies import SpAttenPolicy  # noqa: E402
 
 VOCAB = 97
@@ -118,6 +119,12 @@ def _policy(cfg, n_prompt=30, n_max=40):
     return SpAttenPolicy(cfg, L, H, D, toks, heads, n_max, record=True)
 
 
+def _view(k, v, layer=0):
+    """All n tokens as the 'prompt' of a one-configuration WindowKV."""
+    kv = WindowKV([k[None]] * L, [v[None]] * L, 1, 0)
+    return kv.view(layer, 0, k.shape[1])
+
+
 def _step(pol, n, q=None, k=None):
     g = torch.Generator().manual_seed(n)
     q = torch.randn(H, D, generator=g) if q is None else q
@@ -125,7 +132,7 @@ def _step(pol, n, q=None, k=None):
     v = torch.randn(KVH, n, D, generator=g)
     pol.begin_step()
     for layer in range(L):
-        pol.attend(layer, q, k, v, D ** -0.5)
+        pol.attend(layer, q, _view(k, v, layer), D ** -0.5)
     return [set(e["kept"].tolist()) for e in pol.kept_log[-L:]]
 
 
@@ -143,7 +150,7 @@ def test_reselection_brings_a_pruned_token_back(reselect):
     q = torch.ones(H, D)
     pol.begin_step()
     for layer in range(L):  # importance given in the early layers, where it is still kept
-        pol.attend(layer, q, k, torch.randn(KVH, 32, D, generator=g), D ** -0.5)
+        pol.attend(layer, q, _view(k, torch.randn(KVH, 32, D, generator=g), layer), D ** -0.5)
     later = _step(pol, 33)
     assert (victim in later[-1]) is reselect
 
@@ -157,7 +164,7 @@ def test_value_pruning_and_lsb_refetch():
     q, k, v = torch.randn(H, D, generator=g), torch.randn(KVH, n, D, generator=g), \
         torch.randn(KVH, n, D, generator=g)
     pol.begin_step()
-    out = pol.attend(0, q, k, v, D ** -0.5)
+    out = pol.attend(0, q, _view(k, v), D ** -0.5)
     nv = acc.keep_count(0.25, n)
     # reference: 12-bit K for refetched rows (all: flat random scores stay under 0.5)
     from spatten_dv.models.accuracy.policies import _dequant, _quantize
