@@ -110,12 +110,12 @@ class KVView:
         ip, it = idx[:split], idx[split:] - self.T
         if bits is None:
             p = self.kv.pk[self.layer] if which == "k" else self.kv.pv[self.layer]
-            tail = self._tail(which)[:, it]
+            tail = self._tail(which).index_select(1, it)
         else:
             p = self.kv.prompt_plane(self.layer, which, bits)
             scale = (self.kv.k_scale if which == "k" else self.kv.v_scale)[self.layer]
-            tail = dequantize(self._tail(which)[:, it], scale, bits)
-        return torch.cat([p[:, ip], tail], dim=1)
+            tail = dequantize(self._tail(which).index_select(1, it), scale, bits)
+        return torch.cat([p.index_select(1, ip), tail], dim=1)
 
     def scores(self, qg: torch.Tensor) -> torch.Tensor:
         """q . k over all N tokens (float): qg (KVH, G, D) -> (KVH, G, N)."""

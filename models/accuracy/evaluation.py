@@ -144,7 +144,7 @@ def read_text(path: Path) -> str:
 def run_study(model, tokenizer, text: str, configs: Sequence[StudyConfig], out: Path,
               n_windows: int = 64, prompt: int = 1000, decode: int = 32,
               meta: dict | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, summary_every: int = 4):
+              log: Callable[[str], None] = print, summary_every: int = 2):
     """Every window once (prefill reused by every config); windows.jsonl gets one line per
     config and window as it finishes; results.json, table.md and accuracy.png are rewritten
     every `summary_every` windows and at the end. Returns the summary (report.summarize)."""

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "file or a hub name (GPT-2 and Llama families)")
     parser.add_argument("--text", type=Path, default=None,
                         help="UTF-8 text to score (default: the committed Persuasion excerpt)")
-    parser.add_argument("--windows", type=int, default=64,
-                        help="windows spread over the text (default 64)")
+    parser.add_argument("--windows", type=int, default=24,
+                        help="windows spread over the text (default 24)")
     parser.add_argument("--prompt", type=int, default=1000,
                         help="prompt tokens per window, prefilled densely (default 1000)")
     parser.add_argument("--decode", type=int, default=32,
