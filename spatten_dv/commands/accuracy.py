@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="comma-separated config names (default: all; --list shows them)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1; see docs/accuracy.md, Cost)")
     parser.add_argument("--list", action="store_true", help="list the configs and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
