@@ -306,3 +306,22 @@ def test_cli_reports_a_bad_option_in_one_line(capsys):
     assert cli.main(["accuracy", "--windows", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["spatten-dv accuracy: error: --windows must be at least 1, got 0"]
+
+
+def test_merge_of_config_groups_equals_one_run(llama, tmp_path):
+    from spatten_dv.models.accuracy.merge import merge_runs
+
+    text = "It was a truth universally acknowledged, that tiny models know nothing. " * 3
+    kw = dict(n_windows=2, prompt=PROMPT, decode=3, meta={"model": "tiny"}, progress=False,
+              log=lambda _: None)
+    both = acc.select_configs(["dense", "spatten-per8", "streaming@spatten-per8"])
+    one = acc.run_study(llama, _CharTokenizer(), text, both, tmp_path / "one", **kw)
+    acc.run_study(llama, _CharTokenizer(), text, both[:2], tmp_path / "a", **kw)
+    acc.run_study(llama, _CharTokenizer(), text, [both[0], both[2]], tmp_path / "b", **kw)
+    merged = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert [c["name"] for c in merged["configs"]] == [c["name"] for c in one["configs"]]
+    for m, o in zip(merged["configs"], one["configs"], strict=True):
+        assert m["ppl"] == pytest.approx(o["ppl"], rel=1e-5)  # batch size: float noise
+        assert m["kv_bytes_per_token"] == o["kv_bytes_per_token"]
+    with pytest.raises(UserError, match="not a study output"):
+        merge_runs([tmp_path / "a", tmp_path / "nope"], tmp_path / "m2")
