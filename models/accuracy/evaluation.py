@@ -1,141 +1,135 @@
-"""Teacher-forced evaluation over text chunks and the whole study (results written per config)."""
+"""Windows of a text, one dense prefill per window, teacher-forced decode steps for all
+configurations at once (one batch row each), and the whole study with per-window results."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from spatten_dv.errors import UserError
-from spatten_dv.models.accuracy.attention import _ACTIVE, ATTN_NAME, _Study, register_attention
-from spatten_dv.models.accuracy.configs import FULL_BITS, StudyConfig, layer_schedule
-from spatten_dv.models.accuracy.report import ConfigResult, plot, plot_title, write_results
-from spatten_dv.models.params import DEFAULT_PARAMS
-
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-DEFAULT_TEXT = DATA_DIR / "austen_persuasion_ch1-8.txt"
+from spatten_dv.models.accuracy.attention import (
+    _ACTIVE,
+    ATTN_NAME,
+    DecodeBatch,
+    PrefillRecorder,
+    WindowKV,
+    register_attention,
+)
+from spatten_dv.models.accuracy.configs import StudyConfig, resolve
+from spatten_dv.models.accuracy.policies import Policy, make_policy
 
 
 @dataclass
-class Chunks:
-    """Sliding chunks of a token stream: chunk c = tokens [c*stride, c*stride + length)."""
+class WindowResult:
+    """One configuration on one window: summed NLL of the decoded tokens and fetched bytes."""
 
-    tokens: list[int]
-    length: int
-    context: int
-    n_chunks: int
-
-    @property
-    def stride(self) -> int:
-        return self.length - self.context
-
-    @property
-    def scored(self) -> int:
-        return self.n_chunks * self.stride
-
-    def chunk(self, c: int) -> list[int]:
-        return self.tokens[c * self.stride: c * self.stride + self.length]
+    config: str
+    window: int
+    nll: float  # sum over the scored tokens
+    tokens: int
+    kv_bits: float
+    bus_bytes: float
+    dense_bits: float
+    dense_bus_bytes: float
+    lsb_rows: int
+    rows: int
+    nll_per_step: list[float] = field(default_factory=list)
 
 
-def make_chunks(tokens: Sequence[int], n_scored: int, length: int = 1024,
-                context: int = 256) -> Chunks:
-    """Enough chunks for at least n_scored scored tokens (each with >= `context` before it)."""
-    if not 1 <= context < length:
-        raise UserError(f"context ({context}) must be in [1, chunk length {length})")
-    if n_scored < 1:
-        raise UserError(f"--tokens must be at least 1, got {n_scored}")
-    stride = length - context
-    n = -(-n_scored // stride)
-    need = context + n * stride
-    if need > len(tokens):
-        most = (len(tokens) - context) // stride * stride
-        raise UserError(f"{n_scored} scored tokens need {need} tokens of text, the text has "
-                        f"{len(tokens)} (at most --tokens {most})")
-    return Chunks(list(tokens), length, context, n)
+def window_starts(n_tokens: int, n_windows: int, prompt: int, decode: int) -> list[int]:
+    """n_windows starts spread evenly over the text (each window: prompt + decode + 1)."""
+    span = prompt + decode + 1
+    if n_windows < 1:
+        raise UserError(f"--windows must be at least 1, got {n_windows}")
+    if prompt < 1 or decode < 1:
+        raise UserError("--prompt and --decode must be at least 1")
+    last = n_tokens - span
+    if last < 0:
+        raise UserError(f"a window needs {span} tokens, the text has {n_tokens}")
+    if n_windows > last + 1:
+        raise UserError(f"{n_windows} windows of {span} tokens need more text "
+                        f"(at most {last + 1} windows)")
+    if n_windows == 1:
+        return [0]
+    return [round(i * last / (n_windows - 1)) for i in range(n_windows)]
 
 
-def _model_dims(model) -> tuple[int, int, int]:
+def model_dims(model) -> tuple[int, int, int]:
     c = model.config
     n_heads = c.num_attention_heads
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // n_heads
     return c.num_hidden_layers, n_heads, head_dim
 
 
-def _stride(bits: int, head_dim: int) -> int:
-    if not bits:
-        return 0
-    word = DEFAULT_PARAMS.axi_data_bits
-    return -(-head_dim * bits // word) * (word // 8)
-
-
-def evaluate(model, chunks: Chunks, cfg: StudyConfig, batch: int = 1,
-             progress: Callable[[int], None] | None = None,
-             on_forward: Callable[[_Study], None] | None = None,
-             record: bool = False) -> ConfigResult:
-    """Perplexity of `model` on the scored tokens of `chunks` under one configuration."""
-    cfg.validate()
+def _use_study_attention(model) -> None:
     register_attention()
     if model.config._attn_implementation != ATTN_NAME:
         model.set_attn_implementation(ATTN_NAME)
-    L, H, D = _model_dims(model)
-    if cfg.method == "spatten":
-        layer_schedule(cfg, L, H)  # fail early on an unreachable budget
-    base = model.base_model
-    head = model.get_output_embeddings()
-    T, ctx = chunks.length, chunks.context
-    rows = slice(ctx - 1, T - 1)  # query t predicts token t + 1 = a scored token
-    totals = {"keys": 0.0, "values": 0.0, "lsb_keys": 0.0, "jobs": 0.0, "jobs_run": 0.0,
-              "lsb_jobs": 0.0, "dense_keys": 0.0}
-    nll, count = 0.0, 0
-    t0 = time.monotonic()
-    with torch.inference_mode():
-        for first in range(0, chunks.n_chunks, batch):
-            ids = torch.tensor([chunks.chunk(c)
-                                for c in range(first, min(first + batch, chunks.n_chunks))])
-            study = _Study(cfg, L, H, ids.shape[0], T, rows, record)
-            _ACTIVE.append(study)
-            try:
-                hidden = base(input_ids=ids, use_cache=False).last_hidden_state
-            finally:
-                _ACTIVE.remove(study)
-            if len(study.seen) != L:
-                raise RuntimeError(f"{len(study.seen)} of {L} layers ran the study's attention")
-            logits = head(hidden[:, rows]).float()
-            targets = ids[:, ctx:]
-            lp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1))
-            nll -= float(lp.double().sum())
-            count += targets.numel()
-            for name in totals:
-                totals[name] += study.n[name]
-            if on_forward:
-                on_forward(study)
-            if progress:
-                progress(ids.shape[0])
-    seconds = time.monotonic() - t0
-    bits_k, bits_v, bits_l = cfg.k_bits, cfg.val_bits, cfg.lsb_bits
-    per = D / 8 / count
-    kv_bytes = (totals["keys"] * bits_k + totals["lsb_keys"] * bits_l
-                + totals["values"] * bits_v) * per
-    dense_bytes = totals["dense_keys"] * 2 * FULL_BITS * per
-    bus = (totals["keys"] * _stride(bits_k, D) + totals["lsb_keys"] * _stride(bits_l, D)
-           + totals["values"] * _stride(bits_v, D)) / count
-    dense_bus = totals["dense_keys"] * 2 * _stride(FULL_BITS, D) / count
-    return ConfigResult(
-        name=cfg.name, method=cfg.method, description=cfg.describe(),
-        perplexity=math.exp(nll / count), nll=nll / count, scored_tokens=count,
-        keys_pct=100 * totals["keys"] / totals["dense_keys"],
-        values_pct=100 * totals["values"] / totals["dense_keys"],
-        lsb_refetch_pct=100 * totals["lsb_jobs"] / max(totals["jobs_run"], 1),
-        heads_run_pct=100 * totals["jobs_run"] / totals["jobs"],
-        kv_bytes_per_token=kv_bytes, dense_bytes_per_token=dense_bytes,
-        bus_bytes_per_token=bus, dense_bus_bytes_per_token=dense_bus,
-        seconds=seconds, config=asdict(cfg))
 
+
+def run_window(model, ids: Sequence[int], prompt: int, configs: Sequence[StudyConfig],
+               record: bool = False) -> tuple[list[WindowResult], list[Policy], torch.Tensor]:
+    """Dense prefill of ids[:prompt], then teacher-forced decode of ids[prompt:] (each step
+    feeds token t and scores token t + 1) under every config at once.
+
+    Returns per config the window's result, the policies (kept sets with `record`) and the
+    decode logits (C, steps, vocab) (for tests).
+    """
+    from transformers import DynamicCache
+
+    _use_study_attention(model)
+    L, H, D = model_dims(model)
+    ids_t = torch.tensor([list(ids)])
+    n_steps = len(ids) - prompt - 1
+    recorder = PrefillRecorder(L)
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        _ACTIVE.append(recorder)
+        try:
+            model(input_ids=ids_t[:, :prompt], past_key_values=cache, use_cache=True,
+                  logits_to_keep=1)
+        finally:
+            _ACTIVE.remove(recorder)
+        toks = [t[0] for t in recorder.tokens]
+        heads = [h[0] for h in recorder.heads]
+        policies = [make_policy(c, L, H, D, toks, heads, len(ids), record) for c in configs]
+        C = len(configs)
+        kv = WindowKV([layer.keys for layer in cache.layers],
+                      [layer.values for layer in cache.layers], C, n_steps)
+        del cache
+        batch = DecodeBatch(policies, kv)
+        nll = torch.zeros(C, n_steps, dtype=torch.float64)
+        all_logits = []
+        for s in range(n_steps):
+            pos = prompt + s
+            for p in policies:
+                p.begin_step()
+            batch.step = s
+            _ACTIVE.append(batch)
+            try:
+                out = model(input_ids=ids_t[:, pos:pos + 1].expand(C, 1),
+                            position_ids=torch.full((C, 1), pos), use_cache=False)
+            finally:
+                _ACTIVE.remove(batch)
+            logits = out.logits[:, -1].float()
+            if record:
+                all_logits.append(logits)
+            lp = torch.log_softmax(logits, dim=-1)[:, int(ids_t[0, pos + 1])]
+            nll[:, s] = -lp.double()
+    results = [WindowResult(config=c.name, window=-1, nll=float(nll[i].sum()), tokens=n_steps,
+                            kv_bits=p.bits, bus_bytes=p.bus, dense_bits=p.dense_bits,
+                            dense_bus_bytes=p.dense_bus, lsb_rows=p.lsb_rows, rows=p.rows,
+                            nll_per_step=nll[i].tolist())
+               for i, (c, p) in enumerate(zip(configs, policies, strict=True))]
+    logits = torch.stack(all_logits, 1) if record else torch.empty(0)
+    return results, policies, logits
 
 
 def read_text(path: Path) -> str:
@@ -148,42 +142,64 @@ def read_text(path: Path) -> str:
 
 
 def run_study(model, tokenizer, text: str, configs: Sequence[StudyConfig], out: Path,
-              n_scored: int = 20000, length: int = 1024, context: int = 256, batch: int = 3,
+              n_windows: int = 64, prompt: int = 1000, decode: int = 32,
               meta: dict | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> list[ConfigResult]:
-    """Run every config; results.json/csv/table.md and accuracy.png in `out` after each."""
+              log: Callable[[str], None] = print, summary_every: int = 2):
+    """Every window once (prefill reused by every config); windows.jsonl gets one line per
+    config and window as it finishes; results.json, table.md and accuracy.png are rewritten
+    every `summary_every` windows and at the end. Returns the summary (report.summarize)."""
     from tqdm import tqdm
 
-    for cfg in configs:
-        cfg.validate()
-    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    from spatten_dv.models.accuracy.report import summarize, write_outputs
+
+    L, H, D = model_dims(model)
+    configs = resolve(configs, L, H)
     limit = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", None)
-    if limit and length > limit:
-        raise UserError(f"chunk length {length} exceeds the model's {limit} positions")
-    chunks = make_chunks(tokens, n_scored, length, context)
-    L, H, D = _model_dims(model)
+    if limit and prompt + decode + 1 > limit:
+        raise UserError(f"a window of {prompt + decode + 1} tokens exceeds the model's "
+                        f"{limit} positions")
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    starts = window_starts(len(tokens), n_windows, prompt, decode)
     meta = dict(meta or {})
-    meta.update({"text_tokens": len(tokens), "scored_tokens": chunks.scored,
-                 "chunks": chunks.n_chunks, "chunk_length": length, "context": context,
-                 "layers": L, "heads": H, "head_dim": D, "threads": torch.get_num_threads()})
-    log(f"{chunks.n_chunks} chunks of {length} tokens (first {context} of each are context), "
-        f"{chunks.scored} scored tokens of {len(tokens)}; {len(configs)} configs")
-    results: list[ConfigResult] = []
-    title = plot_title(meta)
-    bar = tqdm(total=chunks.n_chunks * len(configs), unit="chunk", disable=not progress,
-               desc="accuracy", dynamic_ncols=True,
-               mininterval=0.1 if sys.stderr.isatty() else 30.0)
+    meta.update({"protocol": "dense prefill, teacher-forced decode, re-selection per step",
+                 "text_tokens": len(tokens), "windows": n_windows, "prompt_tokens": prompt,
+                 "decode_tokens": decode, "scored_tokens": n_windows * decode,
+                 "window_starts": starts, "layers": L, "heads": H, "head_dim": D,
+                 "kv_heads": getattr(model.config, "num_key_value_heads", H),
+                 "threads": torch.get_num_threads()})
+    log(f"{n_windows} windows of {prompt} prompt + {decode} decoded tokens over {len(tokens)} "
+        f"text tokens; {len(configs)} configs decoded as one batch")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = out / "windows.jsonl"
+    lines.write_text("")
+    per_window: list[WindowResult] = []
+    t0 = time.monotonic()
+    bar = tqdm(total=n_windows, unit="window", disable=not progress, desc="accuracy",
+               dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)
+    summary = None
     try:
-        for cfg in configs:
-            bar.set_postfix_str(cfg.name)
-            res = evaluate(model, chunks, cfg, batch=batch, progress=bar.update)
-            results.append(res)
-            write_results(out, results, meta)
-            plot(results, out / "accuracy.png", title)
-            bar.write(f"{cfg.name}: perplexity {res.perplexity:.3f}, keys {res.keys_pct:.1f}%, "
-                      f"values {res.values_pct:.1f}%, {res.reduction:.1f}x fewer K/V bytes "
-                      f"({res.seconds:.0f} s)")
+        for w, start in enumerate(starts):
+            res, _, _ = run_window(model, tokens[start:start + prompt + decode + 1], prompt,
+                                   configs)
+            with open(lines, "a") as f:
+                for r in res:
+                    r.window = w
+                    f.write(json.dumps(r.__dict__) + "\n")
+            per_window += res
+            bar.update(1)
+            if (w + 1) % summary_every == 0 or w + 1 == n_windows:
+                meta["seconds"] = round(time.monotonic() - t0, 1)
+                meta["windows_done"] = w + 1
+                summary = summarize(configs, per_window, meta)
+                write_outputs(out, summary)
+                dense = next((c for c in summary["configs"] if c["method"] == "dense"), None)
+                if dense:
+                    bar.set_postfix_str(f"dense ppl {dense['ppl']:.3f}")
     finally:
         bar.close()
-    return results
+    return summary
+
+
+def ppl(nll_sum: float, tokens: int) -> float:
+    return math.exp(nll_sum / tokens)

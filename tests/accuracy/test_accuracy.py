@@ -1,9 +1,9 @@
-"""Accuracy study (models/accuracy/) on tiny random GPT-2 and Llama models.
+"""Accuracy study under SpAtten's decode protocol (models/accuracy/) on a tiny random Llama.
 
-Checks the plumbing (dense = the model's own loss, full budgets = dense bit for bit), the
-cascades against straightforward references built on the spec's top-k (models.topk), the
-H2O / StreamingLLM keep sets, progressive quantization and value pruning against the float
-SpAtten job model (models.float_model), the byte accounting, and the command's errors.
+Checks: the decode path's dense logits are the model's own; full budgets give dense; the kept
+sets follow the configured per-layer counts and cascade; re-selection brings a pruned token
+back (and without it, it stays out); V pruning and LSB refetch; H2O/StreamingLLM budgets and
+byte matching; the results schema; the command's errors.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 import transformers  # noqa: E402  (the capture extra, installed by nox -s tests)
@@ -20,11 +20,12 @@ import transformers  # noqa: E402  (the capture extra, installed by nox -s tests
 from spatten_dv.commands import accuracy as accuracy_cmd  # noqa: E402
 from spatten_dv.errors import UserError  # noqa: E402
 from spatten_dv.models import accuracy as acc  # noqa: E402
-from spatten_dv.models.float_model import SpAttenFloatModel  # noqa: E402
-from spatten_dv.models.topk import topk_indices  # noqa: E402
+from spatten_dv.models.accuracy.attention import WindowKV  # noqa: E402
+from spatten_dv.models.accuracy.policies import SpAttenPolicy  # noqa: E402
 
-T = 48  # chunk length of the model tests
 VOCAB = 97
+L, H, KVH, D = 4, 4, 2, 16
+PROMPT, STEPS = 40, 6
 
 
 @pytest.fixture(autouse=True)
@@ -35,30 +36,17 @@ def _one_thread():
     torch.set_num_threads(saved)
 
 
-def _sharpen(model, factor: float = 6.0) -> None:
-    """Scale the query projections so that attention is peaked (like a trained model)."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("q_proj.weight") or name.endswith("c_attn.weight"):
-                p.mul_(factor)
-
-
 @pytest.fixture(scope="module")
 def llama():
     torch.manual_seed(7)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        max_position_embeddings=256, rope_theta=10000.0))
-    _sharpen(model)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    torch.manual_seed(8)
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=VOCAB, n_positions=128, n_embd=32, n_layer=3, n_head=4))
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=L,
+        num_attention_heads=H, num_key_value_heads=KVH, head_dim=D,
+        max_position_embeddings=512, rope_theta=10000.0))
+    with torch.no_grad():  # peaked attention, like a trained model
+        for name, p in model.named_parameters():
+            if name.endswith("q_proj.weight"):
+                p.mul_(6.0)
     return model.eval()
 
 
@@ -67,321 +55,208 @@ def _tokens(n: int, seed: int = 3) -> list[int]:
     return torch.randint(0, VOCAB, (n,), generator=g).tolist()
 
 
-def _chunks(n_chunks: int = 2, context: int = 16) -> acc.Chunks:
-    stride = T - context
-    return acc.make_chunks(_tokens(context + n_chunks * stride), n_chunks * stride, T, context)
-
-
-def _own_loss(model, ids: list[int]) -> float:
+def _own_logits(model, ids):
     model.set_attn_implementation("eager")
-    try:
-        with torch.inference_mode():
-            x = torch.tensor([ids])
-            return float(model(input_ids=x, labels=x).loss)
-    finally:
-        model.set_attn_implementation(acc.ATTN_NAME)
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([ids])).logits[0]
 
 
-# ---------------------------------------------------------------- dense and full budgets
+def test_dense_decode_is_the_models_own_forward(llama):
+    ids = _tokens(PROMPT + STEPS + 1)
+    res, _, logits = acc.run_window(llama, ids, PROMPT, [acc.CONFIGS_BY_NAME["dense"]],
+                                    record=True)
+    ref = _own_logits(llama, ids)[PROMPT:PROMPT + STEPS]
+    assert (logits[0] - ref).abs().max() < 1e-4
+    lp = torch.log_softmax(ref.double(), -1)
+    want = -sum(float(lp[s, ids[PROMPT + s + 1]]) for s in range(STEPS))
+    assert res[0].nll == pytest.approx(want, rel=1e-5)
+    assert res[0].tokens == STEPS
+    assert res[0].kv_bits == res[0].dense_bits  # dense fetches every token at 12 bits
 
 
-@pytest.mark.parametrize("which", ["llama", "gpt2"])
-def test_dense_is_the_models_own_loss(which, request):
-    model = request.getfixturevalue(which)
-    ids = _tokens(T)
-    chunks = acc.make_chunks(ids, T - 1, T, context=1)  # every position scored
-    res = acc.evaluate(model, chunks, acc.CONFIGS_BY_NAME["dense"])
-    assert res.scored_tokens == T - 1
-    assert res.nll == pytest.approx(_own_loss(model, ids), rel=1e-6, abs=1e-6)
-    assert res.keys_pct == res.values_pct == 100.0
-    assert res.reduction == 1.0
+def test_full_budgets_give_dense(llama):
+    ids = _tokens(PROMPT + STEPS + 1, seed=5)
+    full = acc.StudyConfig("full", "spatten", scale=100.0)
+    res, _, logits = acc.run_window(llama, ids, PROMPT, [acc.CONFIGS_BY_NAME["dense"], full],
+                                    record=True)
+    assert (logits[0] - logits[1]).abs().max() < 1e-5
+    assert res[1].kv_bits == res[0].kv_bits
 
 
-@pytest.mark.parametrize("which", ["llama", "gpt2"])
-def test_full_budgets_reproduce_dense_exactly(which, request):
-    model = request.getfixturevalue(which)
-    chunks = _chunks()
-    dense = acc.evaluate(model, chunks, acc.CONFIGS_BY_NAME["dense"], batch=2)
-    for cfg in (acc.StudyConfig("sp-100", "spatten", recent=0.5),
-                acc.StudyConfig("h2o-100", "h2o"), acc.StudyConfig("st-100", "streaming")):
-        res = acc.evaluate(model, chunks, cfg, batch=2)
-        assert res.nll == dense.nll, cfg.name  # bit for bit, not approximately
-        assert res.keys_pct == 100.0 and res.values_pct == 100.0
-    # batching does not change anything either
-    assert acc.evaluate(model, chunks, acc.CONFIGS_BY_NAME["dense"], batch=1).nll == dense.nll
+def _per8(**kw):
+    return replace(acc.CONFIGS_BY_NAME["spatten-per8"], **kw)
 
 
-def test_twelve_bit_quantization_costs_little(llama):
-    chunks = _chunks()
-    dense = acc.evaluate(llama, chunks, acc.CONFIGS_BY_NAME["dense"])
-    q12 = acc.evaluate(llama, chunks, acc.CONFIGS_BY_NAME["dense-12bit"])
-    assert q12.nll != dense.nll
-    assert q12.nll == pytest.approx(dense.nll, rel=1e-3)
+def test_spatten_kept_sets_follow_the_schedule(llama):
+    ids = _tokens(PROMPT + STEPS + 1, seed=11)
+    cfg = _per8(heads=0.5, scale=3.0, protect_recent=4)
+    _, (pol,), _ = acc.run_window(llama, ids, PROMPT, [cfg], record=True)
+    ratios = acc.depth_ratios(3.0, L)
+    heads = cfg.head_counts(L, H)
+    assert min(heads) == 2 and max(heads) == H
+    log = pol.kept_log
+    assert len(log) == L * STEPS
+    for i, e in enumerate(log):
+        step, layer = divmod(i, L)
+        n = PROMPT + step + 1
+        assert e["layer"] == layer and e["n"] == n
+        kept = set(e["kept"].tolist())
+        assert len(kept) == acc.keep_count(ratios[layer], n)
+        assert set(range(cfg.protect_sink)) <= kept  # protected sink
+        assert set(range(n - cfg.protect_recent, n)) <= kept  # protected recent
+        assert int(e["heads"].sum()) == heads[layer]
+        assert e["values"] == acc.keep_count(cfg.values, len(kept))
+        if layer:  # cascade within the step
+            prev = log[i - 1]
+            assert kept <= set(prev["kept"].tolist())
+            assert not (e["heads"] & ~prev["heads"]).any()
 
 
-# ---------------------------------------------------------------- cascades
+def _policy(cfg, n_prompt=30, n_max=40):
+    imp = torch.linspace(2.0, 1.0, n_prompt, dtype=torch.float64)  # older = more important
+    toks = [imp.expand(H, n_prompt) / H / L for _ in range(L)]
+    heads = [torch.ones(H, dtype=torch.float64) for _ in range(L)]
+    return SpAttenPolicy(cfg, L, H, D, toks, heads, n_max, record=True)
 
 
-def _cascade_reference(prev, acc_, keep, protect=None):
-    """Sequential spec semantics with models.topk (integer importances, lower index wins)."""
-    B, Tq, N = prev.shape
-    kept = np.zeros_like(prev)
-    for b in range(B):
-        alive = np.ones(N, dtype=bool)
-        imp = np.zeros(N, dtype=np.int64)
-        for t in range(Tq):
-            imp += acc_[b, t].astype(np.int64)
-            cand = np.nonzero(prev[b, t] & alive)[0]
-            w = protect[t] if protect else 0
-            safe = cand[cand > t - w] if w else cand[:0]
-            rest = np.setdiff1d(cand, safe)
-            k = keep[t] - len(safe)
-            if len(cand) > keep[t]:
-                win = rest[topk_indices(torch.from_numpy(imp[rest]), k).numpy()]
-                alive[np.setdiff1d(rest, win)] = False
-                chosen = np.union1d(win, safe)
-            else:
-                chosen = cand
-            kept[b, t, chosen] = True
-    return kept
+def _view(k, v, layer=0):
+    """All n tokens as the 'prompt' of a one-configuration WindowKV."""
+    kv = WindowKV([k[None]] * L, [v[None]] * L, 1, 0)
+    return kv.view(layer, 0, k.shape[1])
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_cascade_matches_the_spec_top_k(seed):
-    rng = np.random.default_rng(seed)
-    B, n = 2, 40
-    causal = np.tril(np.ones((n, n), dtype=bool))
-    # previous layer: causal minus some tokens, pruned for good from a random query on
-    prev = np.broadcast_to(causal, (B, n, n)).copy()
-    for b in range(B):
-        for s in rng.choice(n, 8, replace=False):
-            prev[b, rng.integers(s, n):, s] = False
-    acc_ = rng.integers(0, 4, (B, n, n)).astype(np.float64) * causal  # many ties
-    keep = [acc.keep_count(0.4, t + 1) for t in range(n)]
-    got = acc.cascade(prev, acc_, keep)
-    assert np.array_equal(got, _cascade_reference(prev, acc_, keep))
-    protect = [math.floor(0.5 * k) for k in keep]
-    got = acc.cascade(prev, acc_, keep, protect=protect)
-    assert np.array_equal(got, _cascade_reference(prev, acc_, keep, protect))
-    # heads: not causal, constant budget
-    hp = np.ones((B, n, 6), dtype=bool)
-    ha = rng.integers(0, 3, (B, n, 6)).astype(np.float64)
-    got = acc.cascade(hp, ha, [4] * n, causal=False)
-    assert np.array_equal(got, _cascade_reference(hp, ha, [4] * n))
-    assert (got.sum(-1) == 4).all()
+def _step(pol, n, q=None, k=None):
+    g = torch.Generator().manual_seed(n)
+    q = torch.randn(H, D, generator=g) if q is None else q
+    k = torch.randn(KVH, n, D, generator=g) if k is None else k
+    v = torch.randn(KVH, n, D, generator=g)
+    pol.begin_step()
+    for layer in range(L):
+        pol.attend(layer, q, _view(k, v, layer), D ** -0.5)
+    return [set(e["kept"].tolist()) for e in pol.kept_log[-L:]]
 
 
-def _spatten_run(model, cfg, chunks):
-    studies = []
-    res = acc.evaluate(model, chunks, cfg, batch=2, record=True, on_forward=studies.append)
-    return res, studies
+@pytest.mark.parametrize("reselect", [True, False])
+def test_reselection_brings_a_pruned_token_back(reselect):
+    cfg = acc.StudyConfig("t", "spatten", reselect=reselect)
+    pol = _policy(cfg)
+    first = _step(pol, 31)
+    victim = 20
+    assert victim in first[0] and victim not in first[-1]  # pruned in the deep layers
+    # token 20 becomes the most attended one: every query looks only at it
+    g = torch.Generator().manual_seed(1)
+    k = torch.randn(KVH, 32, D, generator=g) * 0.01
+    k[:, victim] = 50.0
+    q = torch.ones(H, D)
+    pol.begin_step()
+    for layer in range(L):  # importance given in the early layers, where it is still kept
+        pol.attend(layer, q, _view(k, torch.randn(KVH, 32, D, generator=g), layer), D ** -0.5)
+    later = _step(pol, 33)
+    assert (victim in later[-1]) is reselect
 
 
-def test_spatten_cascade_is_monotone_and_within_budget(llama):
-    cfg = acc.StudyConfig("t", "spatten", keys=0.4, heads=0.5, dense_layers=0.25,
-                          ramp_layers=0.25, recent=0.25)
-    chunks = _chunks()
-    res, studies = _spatten_run(llama, cfg, chunks)
-    L, H = 4, 4
-    ratios, head_keep = acc.layer_schedule(cfg, L, H)
-    assert ratios[0] == 1.0 and head_keep[0] == H
-    causal = np.tril(np.ones((T, T), dtype=bool))
-    for st in studies:
-        prev_tok, prev_head = causal[None], np.ones((1, T, H), dtype=bool)
-        for layer in range(L):
-            kept, heads = st.kept_history[layer], st.head_history[layer]
-            # within budget, subsets of the previous layer
-            budget = np.array([acc.keep_count(ratios[layer], t + 1) for t in range(T)])
-            assert (kept.sum(-1) <= budget).all()
-            assert (kept <= prev_tok).all() and (heads <= prev_head).all()
-            assert (heads.sum(-1) <= head_keep[layer]).all()
-            # the newest floor(recent * budget) tokens are all there if the layer above kept them
-            for t in range(T):
-                w = math.floor(cfg.recent * budget[t])
-                lo = t + 1 - w
-                assert (kept[:, t, lo:t + 1] == prev_tok[..., t, lo:t + 1]).all()
-            # a token (or head) pruned for query t never returns for a later query
-            for t in range(1, T):
-                assert (kept[:, t, :t] <= kept[:, t - 1, :t]).all()
-                assert (heads[:, t] <= heads[:, t - 1]).all()
-            prev_tok, prev_head = kept, heads
-        assert (st.kept_history[-1].sum(-1)[:, -1] < T).all()  # something was pruned
-        assert not st.head_history[-1].all()
-    assert res.heads_run_pct < 100
-    assert res.keys_pct < 100
+def test_value_pruning_and_lsb_refetch():
+    cfg = acc.StudyConfig("t", "spatten", values=0.25, msb_bits=4, lsb_bits=4, v_bits=8,
+                          requant_thresh=0.5, scale=100.0)
+    pol = _policy(cfg)
+    g = torch.Generator().manual_seed(2)
+    n = 31
+    q, k, v = torch.randn(H, D, generator=g), torch.randn(KVH, n, D, generator=g), \
+        torch.randn(KVH, n, D, generator=g)
+    pol.begin_step()
+    out = pol.attend(0, q, _view(k, v), D ** -0.5)
+    nv = acc.keep_count(0.25, n)
+    # reference: 12-bit K for refetched rows (all: flat random scores stay under 0.5)
+    from spatten_dv.models.accuracy.policies import _dequant, _quantize
+
+    q12, sq = _quantize(q, (-1,))
+    k12, sk = _quantize(k, (-2, -1))
+    v12, sv = _quantize(v, (-2, -1))
+    kf = _dequant(k12, 8, sk).repeat_interleave(2, 0)
+    vq = _dequant(v12, 8, sv).repeat_interleave(2, 0)
+    p = torch.softmax(torch.einsum("hd,hnd->hn", _dequant(q12, 12, sq), kf) * D ** -0.5, -1)
+    top = p.topk(nv, -1).indices
+    want = torch.einsum("hn,hnd->hd", torch.zeros_like(p).scatter(1, top, p.gather(1, top)), vq)
+    assert pol.lsb_rows == H
+    assert torch.allclose(out, want, atol=1e-5)
+    assert pol.bits == (H * n * 4 + H * n * 4 + H * nv * 8) * D
 
 
-def test_byte_counts_match_the_kept_sets(llama):
-    cfg = acc.StudyConfig("b", "spatten", keys=0.5, values=0.3, msb_bits=6, lsb_bits=4,
-                          v_bits=8, requant_thresh=0.1, dense_layers=0.25, ramp_layers=0.25,
-                          heads=0.75)
-    chunks = _chunks()
-    res, studies = _spatten_run(llama, cfg, chunks)
-    rows = slice(chunks.context - 1, T - 1)
-    keys = values = lsb = dense = 0
-    D = 16
-    for st in studies:
-        for layer in range(4):
-            n_kept = st.kept_history[layer].sum(-1)[:, rows]  # (B, rows)
-            heads = st.head_history[layer][:, rows]  # (B, rows, H)
-            refetch = st.refetch_history[layer][:, :, rows].transpose(0, 2, 1)
-            kv = np.minimum(np.maximum(np.ceil(cfg.values * n_kept - 1e-9), 1), n_kept)
-            keys += (n_kept[..., None] * heads).sum()
-            values += (kv[..., None] * heads).sum()
-            lsb += (n_kept[..., None] * refetch).sum()
-            assert not (refetch & ~heads).any()
-        dense += 4 * 4 * np.arange(chunks.context, T).sum() * st.B
-    count = chunks.scored
-    assert res.keys_pct == pytest.approx(100 * keys / dense)
-    assert res.values_pct == pytest.approx(100 * values / dense)
-    assert 0 < lsb < keys  # some rows refetched, not all
-    assert res.kv_bytes_per_token == pytest.approx((keys * 6 + lsb * 4 + values * 8) * D / 8
-                                                   / count)
-    assert res.dense_bytes_per_token == pytest.approx(dense * 24 * D / 8 / count)
-    # padded planes at the default 256-bit bus: D=16 -> 6 and 4 bits: 32 bytes, 12: 32 bytes
-    assert res.bus_bytes_per_token == pytest.approx((keys + lsb + values) * 32 / count)
+def test_h2o_and_streaming_budgets_and_bytes(llama):
+    ids = _tokens(200 + STEPS + 1, seed=13)
+    sp = _per8(protect_sink=0, protect_recent=0, msb_bits=None, lsb_bits=0, v_bits=None,
+               requant_thresh=0.0)
+    frac = sp.byte_fraction(L, H)
+    h2o = acc.StudyConfig("h", "h2o", keys=frac)
+    st = acc.StudyConfig("s", "streaming", keys=frac, sinks=4)
+    res, pols, _ = acc.run_window(llama, ids, 200, [sp, h2o, st], record=True)
+    # equal K/V bytes, up to the rounding of per-layer counts
+    assert res[1].kv_bits == pytest.approx(res[0].kv_bits, rel=0.03)
+    assert res[2].kv_bits == res[1].kv_bits
+    for e in pols[2].kept_log:
+        kept, n = e["kept"].tolist(), e["n"]
+        k = acc.keep_count(frac, n)
+        assert kept == list(range(4)) + list(range(n - (k - 4), n))
+    evicted = torch.zeros(L, H, len(ids), dtype=torch.bool)
+    for e in pols[1].kept_log:
+        keep, n, layer = e["kept"], e["n"], e["layer"]
+        k = acc.keep_count(frac, n)
+        assert (keep.sum(-1) == k).all()
+        assert keep[:, n - (k - k // 2):].all()  # the recent half
+        assert not (keep & evicted[layer, :, :n]).any()  # evictions are final
+        evicted[layer, :, :n] |= ~keep
+        evicted[layer, :, n - (k - k // 2):n] = False
 
 
-def test_layer_schedule_meets_the_mean():
-    cfg = acc.CONFIGS_BY_NAME["spatten-20"]
-    ratios, heads = acc.layer_schedule(cfg, 30, 9)
-    assert ratios[0] == 1.0 and heads[0] == 9
-    assert all(a >= b for a, b in zip(ratios, ratios[1:], strict=False))
-    assert np.mean(np.array(ratios) * np.array(heads) / 9) == pytest.approx(0.20)
-    assert heads[-1] == 8
-    with pytest.raises(UserError, match="cannot be reached"):
-        acc.layer_schedule(acc.StudyConfig("x", "spatten", keys=0.05, dense_layers=0.5), 30, 9)
+def test_matched_configs_take_the_spatten_bytes():
+    cfgs = acc.resolve(acc.select_configs(["h2o@spatten-per8", "streaming@spatten-x2"]), 30, 9)
+    assert cfgs[0].keys == pytest.approx(acc.CONFIGS_BY_NAME["spatten-per8"].byte_fraction(30, 9))
+    assert cfgs[1].keys == pytest.approx(acc.CONFIGS_BY_NAME["spatten-x2"].byte_fraction(30, 9))
+    # the per8 point: about 10x fewer bytes than dense 12-bit
+    assert 8 < 1 / cfgs[0].keys < 16
 
 
-# ---------------------------------------------------------------- H2O and StreamingLLM
+def test_per8_shape_from_the_workload():
+    ratios, vk, msb, lsb, vb, thr = acc.per8_shape()
+    assert [round(r * 1024) for r in ratios] == [921, 716] + [204] * 4 + [102] * 6
+    assert (vk, msb, lsb, vb, thr) == (0.2, 6, 4, 6, 0.05)
+    assert acc.depth_ratios(1.0, 30)[:3] == [ratios[0]] * 3
+    assert acc.depth_ratios(1.0, 30)[-1] == ratios[-1]
 
 
-def _h2o_reference(scores, keys):
-    """Per (b, h) loop: heavy = top by accumulated attention among never-evicted older tokens."""
-    B, H, n, _ = scores.shape
-    mask = np.zeros((B, H, n, n), dtype=bool)
-    for b in range(B):
-        for h in range(H):
-            acc_ = np.zeros(n)
-            alive = np.ones(n, dtype=bool)
-            for t in range(n):
-                k = acc.keep_count(keys, t + 1)
-                if k >= t + 1:
-                    keep = np.arange(t + 1)
-                else:
-                    heavy, recent = k // 2, k - k // 2
-                    start = t + 1 - recent
-                    cand = np.nonzero(alive[:start])[0]
-                    # top `heavy` by accumulated attention, lower index on ties
-                    order = np.array(sorted(cand, key=lambda s: (-acc_[s], s))[:heavy],
-                                     dtype=np.int64)
-                    alive[:start] = False
-                    alive[order] = True
-                    keep = np.union1d(order, np.arange(start, t + 1))
-                mask[b, h, t, keep] = True
-                s = scores[b, h, t, keep]
-                p = np.exp(s - s.max())
-                acc_[keep] += p / p.sum()
-    return mask
+# ---------------------------------------------------------------- results and the command
 
 
-def test_h2o_keeps_recent_and_heavy_hitters():
-    rng = np.random.default_rng(5)
-    n = 40
-    scores = rng.standard_normal((2, 3, n, n)) * 3
-    scores[..., :, 7] += 4  # a heavy hitter
-    mask = acc.h2o_masks(scores, 0.3)
-    assert np.array_equal(mask, _h2o_reference(scores, 0.3))
-    for t in range(n):
-        k = acc.keep_count(0.3, t + 1)
-        assert (mask[:, :, t].sum(-1) == k).all()
-        recent = k - k // 2
-        assert mask[:, :, t, t + 1 - recent:t + 1].all()
-        assert not mask[:, :, t, t + 1:].any()
-    assert mask[:, :, n - 1, 7].all()
-    # evicted tokens never return
-    for t in range(n):
-        k = acc.keep_count(0.3, t + 1)
-        start = t + 1 - (k - k // 2)
-        evicted = ~mask[:, :, t, :start]
-        assert not (mask[:, :, t + 1:, :start] & evicted[:, :, None]).any()
+class _CharTokenizer:
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) % VOCAB for c in text]}
 
 
-def test_streaming_keeps_sinks_and_window():
-    m = acc.streaming_mask(60, 0.25, 4).numpy()
-    for t in range(60):
-        k = acc.keep_count(0.25, t + 1)
-        row = np.nonzero(m[t])[0]
-        if k >= t + 1:
-            assert row.tolist() == list(range(t + 1))
-        else:
-            recent = max(1, k - 4)
-            assert row.tolist() == list(range(k - recent)) + list(range(t + 1 - recent, t + 1))
-
-
-def test_baseline_budgets_in_the_model(llama):
-    chunks = _chunks()
-    for cfg in (acc.StudyConfig("h", "h2o", keys=0.3), acc.StudyConfig("s", "streaming",
-                                                                     keys=0.3)):
-        studies = []
-        res = acc.evaluate(llama, chunks, cfg, batch=2, record=True, on_forward=studies.append)
-        expect = sum(acc.keep_count(0.3, t + 1) for t in range(chunks.context - 1, T - 1))
-        total = sum(t + 1 for t in range(chunks.context - 1, T - 1))
-        assert res.keys_pct == pytest.approx(100 * expect / total)
-        assert res.values_pct == res.keys_pct
-        assert res.reduction == pytest.approx(total / expect)
-        for st in studies:
-            for m in st.kept_history:
-                assert (m.sum(-1) == [acc.keep_count(0.3, t + 1) for t in range(T)]).all()
-
-
-# ---------------------------------------------------------------- one job vs the float model
-
-
-class _Layer:
-    def __init__(self, idx):
-        self.layer_idx = idx
-
-
-def test_jobs_match_the_float_spatten_model():
-    """Layer 0 (dense) of a quantized config, row by row, against SpAttenFloatModel.run_job."""
-    torch.manual_seed(11)
-    B, H, G, n, D = 1, 4, 2, 40, 16
-    q = torch.randn(B, H, n, D) * 2
-    k = torch.randn(B, G, n, D) * 2
-    v = torch.randn(B, G, n, D)
-    k[:, 0, 5] *= 3  # a few peaked rows
-    scaling = D ** -0.5
-    q12, sq = acc._quantize(q, (-1,))
-    k12, sk = acc._quantize(k, (2, 3))
-    v12, sv = acc._quantize(v, (2, 3))
-
-    def job(h, t, thresh):
-        g = h // (H // G)
-        return g, SpAttenFloatModel(max_tokens=64).run_job(
-            q12[0, h, t], k12[0, g, :t + 1], v12[0, g, :t + 1],
-            score_scale=float(sq[0, h, t] * sk[0, g] * scaling), msb_bits=4, lsb_bits=4,
-            v_bits=6, requant_thresh=thresh, v_topk=math.ceil(0.3 * (t + 1) - 1e-9))
-
-    # a threshold between the rows' max probabilities, so both kinds of rows occur
-    thresh = float(np.median([job(h, t, 0.0)[1].max_prob_msb for h in range(H)
-                              for t in range(n)]))
-    cfg = acc.StudyConfig("j", "spatten", keys=0.75, values=0.3, msb_bits=4, lsb_bits=4,
-                          v_bits=6, requant_thresh=thresh)
-    st = acc._Study(cfg, 2, H, B, n, slice(0, n), record=True)
-    out, _ = st.attend(_Layer(0), q, k, v, None, scaling, None, {})
-    refetched = 0
-    for h in range(H):
-        for t in range(n):
-            g, r = job(h, t, thresh)
-            assert bool(st.refetch_history[0][0, h, t]) == r.lsb_fetched, (h, t)
-            refetched += r.lsb_fetched
-            want = (r.out * float(sv[0, g])).float()
-            assert torch.allclose(out[0, t, h], want, rtol=1e-4, atol=1e-5), (h, t)
-    assert 0 < refetched < H * n  # both kinds of rows occur
-
-
-# ---------------------------------------------------------------- options and the command
+def test_run_study_writes_the_results_schema(llama, tmp_path):
+    text = "It was a truth universally acknowledged, that tiny models know nothing. " * 3
+    configs = acc.select_configs(["dense", "spatten-per8", "h2o@spatten-per8"])
+    seen = []
+    summary = acc.run_study(llama, _CharTokenizer(), text, configs, tmp_path, n_windows=3,
+                            prompt=PROMPT, decode=4, meta={"model": "tiny"}, progress=False,
+                            log=seen.append, summary_every=2)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data == json.loads(json.dumps(summary))
+    assert [c["name"] for c in data["configs"]] == [c.name for c in configs]
+    for c in data["configs"]:
+        assert c["method"] in acc.METHODS
+        lo, hi = c["ppl_ci"]
+        assert lo < c["ppl"] < hi
+        assert c["kv_bytes_per_token"] > 0 and c["kv_bytes_reduction"] >= 1
+    assert data["configs"][0]["kv_bytes_reduction"] == 1
+    assert data["meta"]["windows_done"] == 3 and data["meta"]["model"] == "tiny"
+    lines = (tmp_path / "windows.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * len(configs)
+    rows = [json.loads(x) for x in lines]
+    dense = [r for r in rows if r["config"] == "dense"]
+    assert math.exp(sum(r["nll"] for r in dense) / 12) == pytest.approx(data["configs"][0]["ppl"])
+    assert "| h2o@spatten-per8 |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "3 windows" in seen[0]
 
 
 def test_bad_options_are_user_errors(tmp_path):
@@ -389,25 +264,23 @@ def test_bad_options_are_user_errors(tmp_path):
         acc.select_configs(["dense", "nope"])
     with pytest.raises(UserError, match="msb_bits"):
         acc.StudyConfig("x", "spatten", msb_bits=5, v_bits=8).validate()
-    with pytest.raises(UserError, match="lsb_bits"):
-        acc.StudyConfig("x", "spatten", msb_bits=8, lsb_bits=6, v_bits=8).validate()
     with pytest.raises(UserError, match="SpAtten options"):
-        acc.StudyConfig("x", "h2o", values=0.5).validate()
-    with pytest.raises(UserError, match="need"):
-        acc.make_chunks(list(range(100)), 500, 64, 16)
-    with pytest.raises(UserError, match="context"):
-        acc.make_chunks(list(range(100)), 10, 64, 0)
+        acc.StudyConfig("x", "h2o", protect_recent=4).validate()
+    with pytest.raises(UserError, match="more text"):
+        acc.window_starts(100, 80, 20, 4)
+    with pytest.raises(UserError, match="needs 25 tokens"):
+        acc.window_starts(10, 1, 20, 4)
     with pytest.raises(UserError, match="cannot read"):
         acc.read_text(tmp_path / "missing.txt")
 
     def args(**kw):
-        base = dict(list=False, threads=1, batch=1, tokens=10, configs=None, text=None,
-                    model="x", out=tmp_path, chunk=64, context=16, no_progress=True)
+        base = dict(list=False, threads=1, windows=2, prompt=10, decode=2, configs=None,
+                    text=None, model="x", out=tmp_path, no_progress=True)
         base.update(kw)
         return argparse.Namespace(**base)
 
-    for kw, msg in ((dict(tokens=0), "--tokens"), (dict(threads=0), "--threads"),
-                    (dict(batch=0), "--batch"), (dict(configs="dense,bogus"), "unknown"),
+    for kw, msg in ((dict(windows=0), "--windows"), (dict(threads=0), "--threads"),
+                    (dict(decode=0), "--decode"), (dict(configs="dense,bogus"), "unknown"),
                     (dict(configs=" , "), "at least one"),
                     (dict(text=tmp_path / "none.txt"), "cannot read")):
         with pytest.raises(UserError, match=msg):
@@ -422,38 +295,33 @@ def test_cli_parser_and_list(capsys):
     out = capsys.readouterr().out
     for name in acc.DEFAULT_NAMES:
         assert f"* {name}" in out
-    a = parser.parse_args(["accuracy", "--tokens", "100", "--configs", "dense,h2o-20"])
-    assert [c.name for c in accuracy_cmd.parse_configs(a.configs)] == ["dense", "h2o-20"]
-    assert len(accuracy_cmd.parse_configs("all")) == len(acc.ALL_CONFIGS)
-
-
-class _CharTokenizer:
-    def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [ord(c) % VOCAB for c in text]}
-
-
-def test_run_study_writes_results_after_each_config(llama, tmp_path):
-    text = "It was a truth universally acknowledged, that tiny models know nothing. " * 3
-    configs = acc.select_configs(["dense", "streaming-20"])
-    seen = []
-    results = acc.run_study(llama, _CharTokenizer(), text, configs, tmp_path, n_scored=60,
-                            length=T, context=16, batch=2, meta={"model": "tiny"},
-                            progress=False, log=seen.append)
-    assert [r.name for r in results] == ["dense", "streaming-20"]
-    data = json.loads((tmp_path / "results.json").read_text())
-    assert [r["name"] for r in data["results"]] == ["dense", "streaming-20"]
-    assert data["meta"]["scored_tokens"] == 64 and data["meta"]["model"] == "tiny"
-    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("name,method,perplexity") and len(csv_lines) == 3
-    table = (tmp_path / "table.md").read_text()
-    assert "| streaming-20 |" in table and "| dense |" in table
-    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "2 chunks" in seen[0]
+    a = parser.parse_args(["accuracy", "--windows", "4", "--configs", "dense,h2o@spatten-x2"])
+    assert [c.name for c in accuracy_cmd.parse_configs(a.configs)] == ["dense",
+                                                                        "h2o@spatten-x2"]
 
 
 def test_cli_reports_a_bad_option_in_one_line(capsys):
     from spatten_dv import cli
 
-    assert cli.main(["accuracy", "--tokens", "0"]) == 2
+    assert cli.main(["accuracy", "--windows", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["spatten-dv accuracy: error: --tokens must be at least 1, got 0"]
+    assert err == ["spatten-dv accuracy: error: --windows must be at least 1, got 0"]
+
+
+def test_merge_of_config_groups_equals_one_run(llama, tmp_path):
+    from spatten_dv.models.accuracy.merge import merge_runs
+
+    text = "It was a truth universally acknowledged, that tiny models know nothing. " * 3
+    kw = dict(n_windows=2, prompt=PROMPT, decode=3, meta={"model": "tiny"}, progress=False,
+              log=lambda _: None)
+    both = acc.select_configs(["dense", "spatten-per8", "streaming@spatten-per8"])
+    one = acc.run_study(llama, _CharTokenizer(), text, both, tmp_path / "one", **kw)
+    acc.run_study(llama, _CharTokenizer(), text, both[:2], tmp_path / "a", **kw)
+    acc.run_study(llama, _CharTokenizer(), text, [both[0], both[2]], tmp_path / "b", **kw)
+    merged = merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert [c["name"] for c in merged["configs"]] == [c["name"] for c in one["configs"]]
+    for m, o in zip(merged["configs"], one["configs"], strict=True):
+        assert m["ppl"] == pytest.approx(o["ppl"], rel=1e-5)  # batch size: float noise
+        assert m["kv_bytes_per_token"] == o["kv_bytes_per_token"]
+    with pytest.raises(UserError, match="not a study output"):
+        merge_runs([tmp_path / "a", tmp_path / "nope"], tmp_path / "m2")

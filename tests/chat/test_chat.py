@@ -107,6 +107,27 @@ def test_importance_is_the_sum_of_probabilities():
         pol.observe(0, torch.rand(1, 1, 90, pos + 90), torch.arange(pos, pos + 90))
 
 
+def test_reselect_brings_back_an_evicted_token():
+    """Re-selection ranks every token fed so far: token 1, evicted while token 3 outranked it,
+    comes back once the tokens that took its place (4, out of the recent window) rank lower."""
+    pol = KVPrunePolicy(1, budget=6, sink=1, recent=2)
+    imp = torch.tensor([5.0, 1.0, 0.2, 3.0, 0.0, 0.0])
+    pol.observe(0, imp.reshape(1, 1, 1, 6), torch.arange(6))
+    pol.evict(4)
+    assert pol.kept_positions(0).tolist() == [0, 3, 4, 5]  # 1 and 2 evicted
+    pol.observe(0, torch.zeros(1, 1, 1, 5), torch.tensor([6]))
+    idx = pol.reselect(5)
+    assert idx[0].tolist() == [0, 1, 3, 5, 6]  # sink, the two most important, recent
+    assert pol.kept_positions(0).tolist() == [0, 1, 3, 5, 6]
+    assert pol.layer_importance(0).tolist() == [5.0, 1.0, 3.0, 0.0, 0.0]
+    assert pol.restored == 1
+    # and the importance keeps accumulating on the restored token
+    pol.observe(0, torch.tensor([[[[0, 2.0, 0, 0, 0, 0]]]]), torch.tensor([7]))
+    assert pol.layer_importance(0).tolist()[1] == 3.0
+    with pytest.raises(ValueError):
+        pol.observe(0, torch.zeros(1, 1, 1, 7), torch.tensor([9]))  # positions skip 8
+
+
 @pytest.mark.parametrize("budget,sink,recent", [(16, 2, 4), (8, 0, 1), (11, 3, 0), (40, 4, 8)])
 def test_simulated_conversation_invariants(budget, sink, recent):
     """Random prompts and decode steps on 3 layers with random attention: the cache never
@@ -312,7 +333,8 @@ def test_pruned_within_budget_and_dense_while_under(tiny, capsys, attended):
     assert fed4 > budget - sink - recent
 
 
-def test_pruned_decode_equals_masked_replay(tiny, capsys, monkeypatch):
+@pytest.mark.parametrize("mode", ["reselect", "--no-reselect"])
+def test_pruned_decode_equals_masked_replay(tiny, capsys, monkeypatch, mode):
     """Beyond the budget: the pruned replies are what a cache-free forward pass over the whole
     conversation gives when each layer's query rows see only the tokens that layer had cached
     (plus the pass's own earlier tokens). Checks the cache surgery, positions and mask, and
@@ -336,8 +358,11 @@ def test_pruned_decode_equals_masked_replay(tiny, capsys, monkeypatch):
         return logits
 
     monkeypatch.setattr(ChatEngine, "_forward", spy)
-    turns = _batch(tiny, capsys, "--budget", "50", "--sink", "2", "--recent", "6")
+    extra = [mode] if mode.startswith("--") else []
+    turns = _batch(tiny, capsys, "--budget", "50", "--sink", "2", "--recent", "6", *extra)
     assert sum(t["evicted"] for t in turns) > 0
+    restored = sum(t["restored"] for t in turns)
+    assert restored > 0 if mode == "reselect" else restored == 0  # tokens came back
     seq, reply_at = [], []
     for t in turns:
         seq += t["fed_ids"]
