@@ -30,6 +30,7 @@ async def setup(dut, model, mem, knobs=None, tx_bytes=64):
     cocotb.start_soon(Clock(dut.clk, PERIOD_PS, unit="ps").start())
     dut.rst_n.value = 0
     dut.start.value = 0
+    dut.dense_w6.value = 0  # whole-word strides here (dense planes: tests/hdl/cocotb_fetcher.py)
     dut.idx_valid.value = 0
     dut.beat_ready.value = 1
     for _ in range(3):
