@@ -36,8 +36,9 @@
 // scores, then drains (and discards) its probabilities, so it ends idle.
 // The small lists (key list, V list, prob buffer) are read combinationally (distributed RAM);
 // the K-code buffer (L_MAX x D*12 bits) has a synchronous read.
-// Only the default geometry (D = 64, AXI 256 bits, 32-bit addresses) is supported by the
-// descriptor/result offsets below.
+// Only the default geometry (D = 64, L_MAX = 1024, H_MAX = 32, AXI 256 bits, 32-bit addresses;
+// N_CH = 1, 2, 4 or 8) is supported by the descriptor/result offsets below: other values fail
+// elaboration.
 module spatten_core #(
     parameter integer D      = 64,
     parameter integer L_MAX  = 1024,
@@ -80,6 +81,17 @@ module spatten_core #(
     localparam integer LB = $clog2(L_MAX);
     localparam integer TB = $clog2(L_MAX + 1);
     localparam integer HB = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+
+    // The descriptor/result offsets below are those of the default geometry; anything else is
+    // an elaboration error (a missing module: Verilog-2005 has no $error), not a silently
+    // misread descriptor. N_CH: the read channels the fetcher and the environment support.
+    generate
+        if (D != 64 || L_MAX != 1024 || H_MAX != 32 || AXI_DW != 256 || AW != 32 ||
+            DESC_W != 1012 || RES_W != 1411 ||
+            !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8)) begin : unsupported
+            spatten_core_unsupported_parameters see_docs_architecture_section_1 ();
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ states
     localparam [4:0] S_IDLE = 5'd0, S_CHECK = 5'd1, S_CLR = 5'd2, S_PR_SCAN = 5'd3,
