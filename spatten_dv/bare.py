@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spatten_dv.errors import UserError
 from spatten_dv.models.core import SpAttenCoreModel
-from spatten_dv.models.descriptor import Job, JobResult, Status, result_fields
+from spatten_dv.models.descriptor import Job, JobResult, Status, pack_fields, result_fields
 from spatten_dv.models.memory import DramImage
 from spatten_dv.models.params import DEFAULT_PARAMS, OUT_BITS, CoreParams
 from spatten_dv.sim import (
@@ -42,16 +42,12 @@ def expected_word(ref: JobResult, params: CoreParams = DEFAULT_PARAMS) -> tuple[
     want = expected_fields(ref)
     if ref.status in (Status.AXI_SLVERR, Status.AXI_DECERR):
         want.pop("beats")  # depends on bus timing (docs/architecture.md section 2.3)
-    word = mask = pos = 0
-    for name, width in result_fields(params):
-        if name in want:
-            v = want[name]
-            if name == "out":
-                v = sum((int(x) & ((1 << OUT_BITS) - 1)) << (OUT_BITS * d)
-                        for d, x in enumerate(v))
-            word |= int(v) << pos
-            mask |= ((1 << width) - 1) << pos
-        pos += width
+    if "out" in want:  # D signed elements -> one field of D x OUT_BITS bits
+        full = (1 << OUT_BITS) - 1
+        want["out"] = sum((int(x) & full) << (OUT_BITS * d) for d, x in enumerate(want["out"]))
+    layout = result_fields(params)
+    word = pack_fields({name: want.get(name, 0) for name, _ in layout}, layout)
+    mask = pack_fields({name: (1 << w) - 1 if name in want else 0 for name, w in layout}, layout)
     return word, mask
 
 

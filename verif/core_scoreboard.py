@@ -19,7 +19,8 @@ INVALID = (Status.TOO_MANY_TOKENS, Status.BAD_WIDTH, Status.BAD_ADDR, Status.BAD
 
 
 def expected_fields(ref: JobResult) -> dict:
-    """Every result field the core must return for this model result (all but `cycles`)."""
+    """Every result field the core must return for this model result (all but the cycle figures:
+    `cycles` and the stage counters, checked for consistency by `counter_errors`)."""
     return dict(job_id=ref.job_id, status=int(ref.status), lsb_fetched=int(ref.lsb_fetched),
                 max_prob_msb=ref.max_prob_msb, max_prob=ref.max_prob, n_keys=ref.n_keys,
                 n_values=ref.n_values, beats=ref.beats,

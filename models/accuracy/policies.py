@@ -16,7 +16,9 @@ from spatten_dv.models.params import DEFAULT_PARAMS, QKV_BITS
 
 
 def stride_bytes(bits: int, head_dim: int) -> int:
-    """Bytes of one token's row of a `bits`-wide plane in DRAM (padded to the AXI word)."""
+    """Bus bytes of fetching one token's row of a `bits`-wide plane alone: its bytes rounded up
+    to whole AXI words. An upper bound under the dense layout (docs/architecture.md section 3;
+    models/layout.plane_fetch_beats), where consecutive kept 6-bit tokens share a word."""
     if not bits:
         return 0
     word = DEFAULT_PARAMS.axi_data_bits

@@ -2,21 +2,16 @@
 
 Everything the model needs to know about where a token's bits lie goes through
 `fetch_beat_addresses`: the bus-word addresses the fetcher reads for a set of tokens of one
-plane, in order. With the dense packing of models/layout.py (`plane_fetch_words`: two 6-bit
-tokens may share a bus word) that function gives the words; with the older whole-word layout
-(every token `plane_stride(width)` bytes of whole bus words) they follow from the stride.
+plane, in order, from the dense packing of models/layout.py (`plane_fetch_words`: two 6-bit
+tokens may share a bus word).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from spatten_dv.models.layout import plane_fetch_words
 from spatten_dv.models.params import DEFAULT_PARAMS, CoreParams
-
-try:  # the dense layout (docs/architecture.md section 3)
-    from spatten_dv.models.layout import plane_fetch_words
-except ImportError:  # the whole-bus-word layout
-    plane_fetch_words = None
 
 
 def fetch_beat_addresses(base: int, tokens, width: int,
@@ -25,12 +20,7 @@ def fetch_beat_addresses(base: int, tokens, width: int,
     tokens = np.asarray(tokens, dtype=np.int64).reshape(-1)
     if width == 0 or tokens.size == 0:
         return np.zeros(0, dtype=np.int64)
-    w = params.bus_bytes
-    if plane_fetch_words is not None:
-        return base + plane_fetch_words(tokens, width, params).astype(np.int64) * w
-    stride = params.plane_stride(width)
-    first = base + tokens * stride
-    return (first[:, None] + np.arange(stride // w, dtype=np.int64)[None, :] * w).ravel()
+    return base + plane_fetch_words(tokens, width, params).astype(np.int64) * params.bus_bytes
 
 
 def beats_per_token(width: int, params: CoreParams = DEFAULT_PARAMS) -> int:

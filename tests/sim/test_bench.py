@@ -71,7 +71,8 @@ def test_summary_keys_and_worst_case():
     json.dumps(s)
 
 
-def test_expected_word_masks_cycles_only():
+def per8_plan(seed: int, step: int):
+    """Layer 0 of one per8 step on synthetic K/V/q: the jobs the bare harness tests use."""
     from spatten_dv.traces.workload import (
         SyntheticSource,
         build_jobs,
@@ -80,7 +81,11 @@ def test_expected_word_masks_cycles_only():
     )
 
     wl = load_workload(resolve_workload("summary-gpt2-small-wikitext2-per8"))
-    plan = build_jobs(wl, SyntheticSource(seed=3), steps={0}, layers={0})
+    return build_jobs(wl, SyntheticSource(seed=seed), steps={step}, layers={0})
+
+
+def test_expected_word_masks_cycles_only():
+    plan = per8_plan(seed=3, step=0)
     ref = SpAttenCoreModel().run_job(plan.jobs[0].job, plan.memory)
     word, mask = bare.expected_word(ref)
     layout = result_fields(DEFAULT_PARAMS)
@@ -94,15 +99,7 @@ def test_expected_word_masks_cycles_only():
 
 @pytest.fixture(scope="module")
 def per8_job_file(tmp_path_factory):
-    from spatten_dv.traces.workload import (
-        SyntheticSource,
-        build_jobs,
-        load_workload,
-        resolve_workload,
-    )
-
-    wl = load_workload(resolve_workload("summary-gpt2-small-wikitext2-per8"))
-    plan = build_jobs(wl, SyntheticSource(seed=5), steps={3}, layers={0})
+    plan = per8_plan(seed=5, step=3)
     jobs = [pj.job for pj in plan.jobs[:4]]
     path = tmp_path_factory.mktemp("bare") / "per8.jobs"
     bare.write_job_file(path, jobs, plan.memory, latency=7)
