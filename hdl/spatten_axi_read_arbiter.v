@@ -15,7 +15,7 @@
 //       s0_arvalid[c] is high, s1 otherwise.
 //       Lock (AXI rule: once ARVALID is high, it and the payload stay until the handshake): if
 //       m_axi_arvalid[c] is high at an edge without the handshake, the granted master stays
-//       granted (lock_on[c], lock_id[c]) until its handshake. Without it, s0 raising arvalid
+//       granted (g_ch[c].lock_on / lock_id) until its handshake. Without it, s0 raising arvalid
 //       while s1's request waits would change the payload under a pending ARVALID. The lock is
 //       released at the handshake, or when the locked master withdraws its request (arvalid
 //       low: spatten_fetcher abandons an unissued burst after an error response); a
@@ -33,9 +33,12 @@
 //       each one to its master.
 // Zero latency both ways: no register on any AR or R path, so with one master active the core's
 // timing is that of the fetcher wired straight to the channels. No combinational loop as long
-// as neither master's arvalid depends on its arready nor its rready on its rvalid (true of
-// spatten_fetcher); m_axi_arready / m_axi_rvalid may depend on anything but the arbiter's own
-// outputs to the slave on the same channel.
+// as each master's arvalid does not depend on its arready and the slave's rvalid not on rready
+// (both AXI rules; arready may depend on arvalid, rready on rvalid).
+// Deadlock: a channel delivers only its head burst (head-of-line), so each master must take its
+// R bursts in the order its ARs were accepted (spatten_fetcher does: one AR at a time, beats
+// taken in issue order) and must never stop taking beats while waiting for the OTHER master's
+// progress; then a channel's head always belongs to a master that drains it.
 // Reset: rst_n low at a rising edge (synchronous) empties the FIFOs and clears the locks.
 // Parameters: MAX_OUTSTANDING >= 1 bursts per channel (both masters together; with two
 // spatten_fetchers of MAX_OUTSTANDING 8 each, 16 never back-pressures).
