@@ -1,5 +1,6 @@
-"""spatten_axi_read_arbiter on both simulators (cocotb_axi_read_arbiter.py), and the
-testbench's reference checker shown to catch wrong arbiter behaviour."""
+"""spatten_axi_read_arbiter on both simulators (cocotb_axi_read_arbiter.py), two real
+spatten_fetchers sharing channels through it (tb_fetcher_pair.v, cocotb_axi_read_arbiter_pair.py),
+and the testbench's reference checker shown to catch wrong arbiter behaviour."""
 
 from pathlib import Path
 
@@ -25,6 +26,21 @@ def test_axi_read_arbiter(simulator, n_ch):
         parameters={"N_CH": n_ch, "MAX_OUTSTANDING": depth},
         extra_env={"ARB_N_CH": str(n_ch), "ARB_MAX_OUTSTANDING": str(depth)},
         test_dir=Path(__file__).parent,
+    )
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_two_fetchers_share_channels(simulator):
+    here = Path(__file__).parent
+    run_cocotb(
+        toplevel="tb_fetcher_pair",
+        sources=[*hdl_sources("spatten_fetcher", "spatten_axi_read_arbiter"),
+                 here / "tb_fetcher_pair.v"],
+        test_module="cocotb_axi_read_arbiter_pair",
+        simulator=simulator,
+        parameters={"N_CH": 2},
+        extra_env={"FETCHER_N_CH": "2"},
+        test_dir=here,
     )
 
 
