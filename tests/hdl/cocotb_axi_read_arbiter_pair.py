@@ -111,7 +111,7 @@ async def concurrent_fetches_get_their_own_planes(dut):
     seen = {"v_meets_waiting_k": 0}
     cocotb.start_soon(check_ar_stable(dut, len(dut.m_axi_arvalid), seen))
     switches = 0  # AR stream alternating between the fetchers: they really shared channels
-    for case in range(6):
+    for case in range(4):
         mem = Memory(cocotb.RANDOM_SEED + case)
         responder = AxiReadResponder(dut, mem, rng, ready_prob=rng.choice([1.0, 0.5, 0.3]))
         task = cocotb.start_soon(responder.run())
@@ -129,7 +129,7 @@ async def concurrent_fetches_get_their_own_planes(dut):
         assert responder.outstanding == 0
         regions = [addr >> 28 for _, addr, _ in responder.bursts]
         switches += sum(a != b for a, b in zip(regions, regions[1:], strict=False))
-    assert switches >= 6, f"the two fetches hardly overlapped ({switches} AR switches)"
+    assert switches >= 4, f"the two fetches hardly overlapped ({switches} AR switches)"
     # Not asserted: how often it happens depends on the seed (the block test,
     # cocotb_axi_read_arbiter.py, covers the lock on every run).
     dut._log.info("V requested a channel where K's AR waited in %d cycles",
@@ -143,7 +143,7 @@ async def error_in_one_fetch_leaves_the_other_intact(dut):
     await reset(dut)
     for bad_fetcher in FETCHERS:
         mem = Memory(7)
-        planes = {f: ((i + 1) << 28, 3, list(range(0, 400, 2))) for i, f in enumerate(FETCHERS)}
+        planes = {f: ((i + 1) << 28, 3, list(range(0, 240, 2))) for i, f in enumerate(FETCHERS)}
         base = planes[bad_fetcher][0]
         bad = base + (planes[bad_fetcher][2][57] * 3 + 1) * DW_BYTES
         mem.error_ranges.append((bad, bad + DW_BYTES, 2))
