@@ -3,13 +3,20 @@
 //
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 1012 bits at the
 // defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
-// fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
-// IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
-// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
-// desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan with scan_all = 1 and
-// streams 32-entry chunks (importance + kept bit), then waits for dbg_req low (S_DBG_*).
+// flattened AXI4 read channels m_axi_* (shared by the K and V fetchers through
+// spatten_axi_read_arbiter). State readback dbg_req/dbg_heads/dbg_n,
+// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE with stage B empty a
+// dbg_req (priority over desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan
+// with scan_all = 1 and streams 32-entry chunks (importance + kept bit), then waits for dbg_req
+// low (S_DBG_*).
 //
-// Job flow (one FSM, sequential phases):
+// Two jobs in flight (section 11): stage A (`state`, the job in `desc`) runs CHECK .. value
+// selection and hands the job to stage B (`bstate`: V pass, accumulation, result) when B is
+// empty; desc_ready rises the cycle after the handoff. A job that changes the pruning state
+// waits in CHECK until B is empty. The key list, value list and probability buffer have two
+// banks (A writes one, B reads the other).
+//
+// Job flow (A: CHECK .. VSEL, HAND; B: V pass .. RESULT):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
 //           that order, = Job.validate()); invalid -> result with zeros, no state change.
 //   CLR     clear_tokens / clear_heads / reselect / rescale (imp_shift > 0) requests to
@@ -26,6 +33,7 @@
 //           MSB codes / synchronous read of the stored MSB codes for the LSB pass) ->
 //           reconstruct -> dot_product -> softmax -> prob buffer and top-k engine load.
 //   VSEL    v_topk in 1..m-1: top-k(n=m, k=v_topk) over the final probabilities -> V list.
+//   HAND    wait for an empty stage B, hand the job over (early ends too: they go to B's NEXT).
 //   V pass  fetcher fed with key[vlist[i]] -> unpack -> stage (prob of the same position) ->
 //           reconstruct -> pv_accum -> out, abs_sum.
 //   ACC     token importance accumulate (key[pos], prob[pos]); head accumulate (head_id, abs_sum).
@@ -233,7 +241,7 @@ module spatten_core #(
     reg [D*12-1:0] kbuf [0:L_MAX-1];   // stage A only (LSB pass)
     reg [D*12-1:0] kbuf_q;
 
-    // A job that changes the pruning state waits after CHECK until stage B is empty (section 8).
+    // A job that changes the pruning state waits after CHECK until stage B is empty (section 11).
     wire d_changes = d_clr_tok || d_clr_head || d_reselect || (d_imp_shift != 5'd0)
                      || (d_head_keep != 6'd0) || (d_tok_keep != 11'd0);
     wire b_empty = (bstate == B_IDLE);
@@ -718,7 +726,7 @@ module spatten_core #(
                     a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0; a_vsel <= 1'b0;
                     a_skip <= 1'b0;
                     if (v_status != 4'd0) begin a_skip <= 1'b1; state <= S_HAND; end
-                    else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 8)
+                    else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 11)
                     else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
                         state <= S_CLR;
                     else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
