@@ -213,6 +213,7 @@ module spatten_core #(
     reg [10:0]  op;            // K output-side position
     reg         clr_pipe;      // clears the K unpacker and dot product
     reg         abank;         // list bank of the job in stage A
+    reg         keys_done;     // the key list is complete (a_m valid)
 
     reg [2:0]   bstate;
     reg [15:0]  b_job_id;
@@ -381,8 +382,12 @@ module spatten_core #(
     wire        fk_busy, fk_done;
     wire [1:0]  fk_error;
     wire [23:0] fk_beats;
-    wire        in_kpass = (state == S_PASS);
-    wire        fk_idx_valid = in_kpass && (fi < a_m);
+    // The K MSB fetch starts with the key list's first entry and follows its scan (the scan
+    // writes one entry per cycle, the fetch needs at least 1.5 cycles per key): an entry is
+    // offered once the next one exists or the scan has ended, so idx_last is always known.
+    wire        key_collect = (state == S_PR_COLLECT) && (pr_mode == 2'd2);
+    wire        in_kpass = (state == S_PASS) || key_collect;
+    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + 11'd1 < cnt));
     wire        fk_idx_ready;
     wire [LB-1:0] fk_idx_token = klist[{abank, fi[LB-1:0]}];
     wire        fk_beat_valid, fk_beat_ready;
@@ -396,7 +401,7 @@ module spatten_core #(
         .dense_w6(fk_dense_w6),
         .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
         .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready), .idx_token(fk_idx_token),
-        .idx_last(fi == a_m - 11'd1),
+        .idx_last(keys_done && fi == a_m - 11'd1),
         .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
         .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
         .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
@@ -475,6 +480,8 @@ module spatten_core #(
     wire [LB-1:0] sm_max_index;
     wire [25:0] sm_exp_sum, sm_recip;
     reg  sm_start;
+    reg  sm_n_update;  // the key count is known: the MSB pass's softmax was started before
+    wire [10:0] sm_n = keys_done ? a_m : L_MAX[10:0];
     wire dp_in_valid = s_valid && !err_a;
 
     spatten_dot_product #(.D(D), .QK_MULS(64)) u_dot (
@@ -485,7 +492,8 @@ module spatten_core #(
     );
 
     spatten_softmax #(.L_MAX(L_MAX)) u_sm (
-        .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(a_m), .score_mult(d_mult),
+        .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(sm_n), .n_update(sm_n_update),
+        .score_mult(d_mult),
         .score_shift(d_shift), .busy(sm_busy), .done(sm_done),
         .score_valid(err_a ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
         .score_data(err_a ? 30'd0 : dp_score),
@@ -602,7 +610,7 @@ module spatten_core #(
     wire        fk_on     = in_kpass && fk_busy;
     wire        a_qk      = qk_take;
     wire        a_fwait   = !qk_take && fk_on;
-    wire        a_sm      = !qk_take && in_kpass && !fk_busy;
+    wire        a_sm      = !qk_take && (state == S_PASS) && !fk_busy;
     wire        a_topk    = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
                             || state == S_VSEL || state == S_VSEL_RUN;
     wire        a_ctrl    = !(a_qk || a_fwait || a_sm || a_topk);
@@ -667,9 +675,10 @@ module spatten_core #(
             a_status <= 4'd0; a_lsb_fetched <= 1'b0; a_vsel <= 1'b0; a_skip <= 1'b0;
             a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0;
             a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= 11'd0; lsb_pass <= 1'b0; err_a <= 1'b0;
-            fi <= 11'd0; op <= 11'd0; clr_pipe <= 1'b0; abank <= 1'b0;
+            fi <= 11'd0; op <= 11'd0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
             tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
             fk_start <= 1'b0; fk_base <= 32'd0; fk_stride <= 2'd0; sm_start <= 1'b0;
+            sm_n_update <= 1'b0;
             s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= 11'd0;
             dbg_h <= 1'b0; dbg_nq <= 11'd0;
             bstate <= B_IDLE;
@@ -685,6 +694,7 @@ module spatten_core #(
             tk_start <= 1'b0;
             fk_start <= 1'b0;
             sm_start <= 1'b0;
+            sm_n_update <= 1'b0;
             clr_pipe <= 1'b0;
             a_cyc <= a_cyc + 32'd1;
             // K stage register
@@ -724,7 +734,7 @@ module spatten_core #(
                     a_status <= v_status;
                     a_lsb_fetched <= 1'b0; a_max_msb <= 16'd0; a_max <= 16'd0;
                     a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0; a_vsel <= 1'b0;
-                    a_skip <= 1'b0;
+                    a_skip <= 1'b0; keys_done <= 1'b0; lsb_pass <= 1'b0;
                     if (v_status != 4'd0) begin a_skip <= 1'b1; state <= S_HAND; end
                     else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 11)
                     else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
@@ -744,6 +754,17 @@ module spatten_core #(
                 end
                 S_PR_COLLECT: begin
                     if (ps_scan_valid) cnt <= cnt + 11'd1;
+                    if (key_collect && ps_scan_valid && cnt == 11'd0) begin
+                        // first key: start the K MSB fetch and the softmax (S_PASS_START's
+                        // work; the softmax gets its n when the scan ends)
+                        fk_start <= 1'b1;
+                        sm_start <= 1'b1;
+                        fk_base <= d_kmsb;
+                        fk_stride <= stride_of(d_msb);
+                        clr_pipe <= 1'b1;
+                        s_valid <= 1'b0;
+                        fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                    end
                     if (ps_scan_done) begin
                         if (pr_mode == 2'd2) begin
                             a_m <= ps_scan_count;
@@ -752,8 +773,9 @@ module spatten_core #(
                                 a_skip <= 1'b1;
                                 state <= S_HAND;
                             end else begin
-                                lsb_pass <= 1'b0;
-                                state <= S_PASS_START;
+                                keys_done <= 1'b1;
+                                sm_n_update <= 1'b1;  // n = a_m, in the next cycle
+                                state <= S_PASS;
                             end
                         end else if (keep_n >= ps_scan_count) begin
                             if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
