@@ -16,6 +16,20 @@ from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
+class PipelineTiming:
+    """The pipeline's constants (cycles), settled on the RTL (docs/perf.md)."""
+
+    handoff: float = 0.0  # A's last cycle -> B's first cycle, beyond the sequential flow
+    accept: float = 0.0  # the handoff -> the next descriptor accepted
+    b_free: float = 1.0  # the result taken -> B can take the next job
+    hazard: float = 1.0  # the result taken -> a waiting hazard job continues
+    contention: float = 0.0  # extra DRAM time of two interleaved fetch streams (share)
+
+
+TIMING = PipelineTiming()
+
+
+@dataclass(frozen=True)
 class PerfConfig:
     name: str
     keys_per_cycle: int = 1  # Q.K: QK_MULS / D keys per cycle
@@ -29,6 +43,8 @@ class PerfConfig:
     max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
     # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
     built: bool = True  # False: no RTL of this configuration (a prediction)
+    overlap: bool = False  # two job stages (models/perf/pipeline.py); False: one job at a time
+    timing: PipelineTiming | None = None  # the pipeline's constants (None: pipeline.TIMING)
 
     @property
     def label(self) -> str:

@@ -3,9 +3,15 @@
 `SELECTIONS` are slices of the committed traces and of the GPT-2 small per8 workload, run on
 Verilator behind DDR4-2400R (the environment's default) or the ideal memory. `collect()` runs them
 (`spatten-dv sim` through spatten_dv.regress, nice'd, about 30-60 minutes on a shared 2-core
-machine) and writes one record per job (step, keys, values, LSB refetch, beats, r_cycles) to
-models/perf/data/rtl_jobs.json; `load()` reads that committed table. Regenerate with
-    python -m spatten_dv.models.perf.measured [--only NAME]
+machine) and writes one record per job (step, keys, values, LSB refetch, beats, r_cycles, the
+cycles its descriptor was accepted and its result taken) to models/perf/data/rtl_jobs.json,
+each selection marked with the core it was measured on (`core`: "pipelined", the two-stage job
+overlap; "sequential", one job at a time: the selections measured before the overlap, which
+have no accept/result cycles); `load()` reads that committed table. Regenerate with
+    nox -s perf_measure [-- --only NAME]   (python -m spatten_dv.models.perf.measured)
+`agreement()` compares per step the span (first accept .. last result, what a step takes) when
+the records have the accept/result cycles, else (sequential core only) the sum of the jobs'
+cycles, with the model configured for the core the selection was measured on.
 The test suite does not rely only on this table: tests/perf/test_rtl_agreement.py runs a slice
 on the RTL every time.
 """
@@ -38,7 +44,10 @@ SELECTIONS = {
 }
 
 
-COLUMNS = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles")
+COLUMNS = ("step", "layer", "head", "keys", "values", "lsb_fetched", "beats", "cycles",
+           "accept_cycle", "result_cycle")
+CORE = "pipelined"  # the core `collect` measures (hdl/spatten_core.v: two job stages)
+LEGACY_CORE = "sequential"  # a selection without a `core` mark: measured before the overlap
 
 
 def records_of(jobs_jsonl: Path) -> list[dict]:
@@ -46,28 +55,40 @@ def records_of(jobs_jsonl: Path) -> list[dict]:
             map(json.loads, jobs_jsonl.read_text(encoding="utf-8").splitlines())]
 
 
-def load() -> dict:
-    """{name: {"selection": ..., "jobs": [{column: value}, ...]}} from the committed table."""
-    raw = json.loads(DATA.read_text(encoding="utf-8"))
-    return {name: {"selection": e["selection"],
-                   "jobs": [dict(zip(raw["columns"], row, strict=True)) for row in e["jobs"]]}
-            for name, e in raw["selections"].items()}
+def load(path: Path = DATA) -> dict:
+    """{name: {"selection": ..., "core": ..., "jobs": [{column: value}, ...]}} from the
+    committed table (a column the table lacks is None in every job)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    out = {}
+    for name, e in raw["selections"].items():
+        jobs = [dict(zip(raw["columns"], row, strict=True)) for row in e["jobs"]]
+        out[name] = {"selection": e["selection"], "core": e.get("core", LEGACY_CORE),
+                     "jobs": [{c: j.get(c) for c in COLUMNS} for j in jobs]}
+    return out
 
 
-def save(table: dict) -> None:
-    """One line per job, columns COLUMNS (the file stays small: about 25 bytes a job)."""
+def has_span(entry: dict) -> bool:
+    """The selection's records have the accept/result cycles (a step's span can be taken)."""
+    return all(j["accept_cycle"] is not None and j["result_cycle"] is not None
+               for j in entry["jobs"])
+
+
+def save(table: dict, path: Path = DATA) -> None:
+    """One line per job, columns COLUMNS (the file stays small: about 40 bytes a job; null for
+    a column a sequential-core selection does not have)."""
     names = list(table)
     lines = ["{", f' "columns": {json.dumps(list(COLUMNS))},', ' "selections": {']
     for i, name in enumerate(names):
         e = table[name]
-        rows = [json.dumps([r[c] for c in COLUMNS]) for r in e["jobs"]]
+        rows = [json.dumps([r.get(c) for c in COLUMNS]) for r in e["jobs"]]
+        core = e.get("core", LEGACY_CORE)
         lines.append(f'  {json.dumps(name)}: {{"selection": {json.dumps(e["selection"])}, '
-                     '"jobs": [')
+                     f'"core": {json.dumps(core)}, "jobs": [')
         lines.append(",\n".join("   " + r for r in rows))
         lines.append("  ]}" + ("," if i < len(names) - 1 else ""))
     lines += [" }", "}"]
-    DATA.parent.mkdir(exist_ok=True)
-    DATA.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
@@ -82,7 +103,8 @@ def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
         r = run_one(spec, "verilator", 1, out, progress=False)
         if not r.passed:
             raise SystemExit(f"{name}: RTL run failed: {r.failure} (log {r.folder})")
-        table[name] = {"selection": sel, "jobs": records_of(r.folder / "jobs.jsonl")}
+        table[name] = {"selection": sel, "core": CORE,
+                       "jobs": records_of(r.folder / "jobs.jsonl")}
         save(table)
     return table
 
@@ -90,14 +112,15 @@ def collect(names: list[str], out: Path = Path("build/perf-measured")) -> dict:
 def markdown(table: dict | None = None) -> list[str]:
     """The agreement table of docs/perf.md, from the committed measurements."""
     table = table or load()
-    out = ["| selection | step | jobs | RTL cycles | model cycles | error |",
-           "|---|---|---|---|---|---|"]
+    out = ["| selection | core | step | jobs | compared | RTL cycles | model cycles | error |",
+           "|---|---|---|---|---|---|---|---|"]
     for name, e in table.items():
         sel = ", ".join(f"{k} {v}" for k, v in e["selection"].items())
+        what = "span" if has_span(e) else "sum of job cycles"
         for step, rtl, model, err in agreement(name, table):
             jobs = sum(1 for r in e["jobs"] if r["step"] == step)
-            out.append(f"| {name}: {sel} | {step} | {jobs} | {rtl:,} | {model:,.0f} | "
-                       f"{err:+.2f} % |")
+            out.append(f"| {name}: {sel} | {e['core']} | {step} | {jobs} | {what} | {rtl:,} | "
+                       f"{model:,.0f} | {err:+.2f} % |")
     return out
 
 
@@ -114,15 +137,38 @@ def main() -> None:
 
 
 
+def rtl_step_cycles(jobs: list[dict], span: bool) -> dict[int, int]:
+    """Per step: the span (first accept .. last result, inclusive) or the sum of the jobs'
+    cycles."""
+    if not span:
+        out: dict[int, int] = {}
+        for r in jobs:
+            out[r["step"]] = out.get(r["step"], 0) + r["cycles"]
+        return out
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for r in jobs:
+        s = r["step"]
+        first[s] = min(first.get(s, r["accept_cycle"]), r["accept_cycle"])
+        last[s] = max(last.get(s, r["result_cycle"]), r["result_cycle"])
+    return {s: last[s] - first[s] + 1 for s in first}
+
+
 def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
-    """(step, RTL cycles, model cycles, error %) per step of a measured selection."""
+    """(step, RTL cycles, model cycles, error %) per step of a measured selection: spans when
+    the records have them, else (a sequential-core selection) sums of the jobs' cycles."""
     from spatten_dv.models.perf.configs import DEFAULT
     from spatten_dv.models.perf.shape import trace_shapes, workload_shapes
     from spatten_dv.models.perf.steps import predict
 
     entry = (table or load())[name]
     sel = dict(entry["selection"])
-    cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram))
+    span = has_span(entry)
+    if not span and entry["core"] != LEGACY_CORE:
+        raise ValueError(f"{name}: measured on the {entry['core']} core without accept/result "
+                         "cycles: re-measure it (nox -s perf_measure)")
+    cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram),
+                        overlap=entry["core"] == "pipelined")
     if "workload" in sel:
         _, shapes = workload_shapes(sel["workload"], sel.get("steps"), sel.get("layers"))
     else:
@@ -132,11 +178,9 @@ def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, floa
     if len(jobs) != len(shapes):
         raise ValueError(f"{name}: {len(jobs)} measured jobs, the selection has {len(shapes)}")
     _, steps = predict(shapes, cfg)
-    rtl: dict[int, int] = {}
-    for r in jobs:
-        rtl[r["step"]] = rtl.get(r["step"], 0) + r["cycles"]
-    return [(s, c, steps[s].cycles, 100 * (steps[s].cycles / c - 1))
-            for s, c in sorted(rtl.items())]
+    rtl = rtl_step_cycles(jobs, span)
+    model = {s: (p.cycles if span else p.latency) for s, p in steps.items()}
+    return [(s, c, model[s], 100 * (model[s] / c - 1)) for s, c in sorted(rtl.items())]
 
 
 if __name__ == "__main__":
