@@ -3,11 +3,13 @@
 `default` is the RTL as built (hdl/spatten_core.v, docs/architecture.md section 1): one key per
 cycle through the Q.K array (QK_MULS 64 at D = 64), one softmax lane, one value per cycle through
 prob.V (64 multipliers), a 16-comparator top-k engine, one AXI read channel of 256 bits on
-DDR4-2400R, every phase of a job in sequence.
+DDR4-2400R; jobs overlap on two job stages (front: prunes, key scan, K passes, value top-k;
+back: V pass, accumulation, result; models/perf/pipeline.py) when `overlap` is on, else one job
+at a time (the core before the overlap).
 `paper` is SpAtten's published design point: 8 keys/cycle (QK_MULS 512), 8 softmax lanes,
 512-multiplier prob.V (8 values/cycle), 16 top-k comparators, HBM2 with 8 channels. Its RTL is
-NOT built (nor is job overlap): its figures are predictions of what those widths would give with
-the same sequential job flow, labelled so wherever they are printed.
+NOT built: its figures are predictions of what those widths would give with the same job flow as
+`default` (the same `overlap`), labelled so wherever they are printed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class PipelineTiming:
 
 
 TIMING = PipelineTiming()
+# The RTL overlaps jobs (hdl/spatten_core.v): the configurations' default job flow. Switched on
+# once the pipeline constants were settled on the RTL (docs/perf.md "Job overlap").
+CORE_OVERLAPS = False
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,13 @@ class PerfConfig:
     max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
     # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
     built: bool = True  # False: no RTL of this configuration (a prediction)
-    overlap: bool = False  # two job stages (models/perf/pipeline.py); False: one job at a time
-    timing: PipelineTiming | None = None  # the pipeline's constants (None: pipeline.TIMING)
+    overlap: bool = CORE_OVERLAPS  # two job stages (models/perf/pipeline.py); False: sequential
+    timing: PipelineTiming | None = None  # the pipeline constants (None: TIMING)
 
     @property
     def label(self) -> str:
-        what = "today's sequential RTL" if self.built else (
-            "design-space PREDICTION (no RTL of this configuration, no job overlap)")
+        what = "today's RTL" if self.built else (
+            "design-space PREDICTION (no RTL of this configuration)")
         return (f"{self.name}: {self.keys_per_cycle} key(s)/cycle, {self.softmax_lanes} softmax "
                 f"lane(s), {self.values_per_cycle} value(s)/cycle, {self.topk_comparators} top-k "
                 f"comparators, {self.dram} x {self.channels} channel(s) - {what}")
