@@ -26,6 +26,7 @@ class PipelineTiming:
     b_free: float = 1.0  # the result taken -> B can take the next job
     hazard: float = 1.0  # the result taken -> a waiting hazard job continues
     contention: float = 0.0  # extra DRAM time of two interleaved fetch streams (share)
+    v_share: float = 0.5  # the V fetch's share of a saturated channel (it has AR priority)
 
 
 TIMING = PipelineTiming()

@@ -7,11 +7,12 @@ A hands job i to B when A is done and B is free (B's previous result taken), in 
 takes the next descriptor right after; so job i+1's front stage runs while job i is in the back
 stage. A job that changes the pruning state (`JobShape.hazard`) waits after CHECK until B holds
 no job. Two things are shared between the stages:
-  * the DRAM channel(s) and R bus: the V fetch of job i and the K fetch of job i+1. While both
-    stream, each progresses at 1 / f of its rate alone, f = max(1, (d_A + d_B) (1 + c),
-    b_A + b_B), d the share of a fetch's streaming time that is DRAM time, b the share that is
-    R beats (models/perf/stages.py Phase), c the `contention` (the extra DRAM time of two
-    interleaved streams: row conflicts between their banks): a fluid bandwidth-sharing model.
+  * the DRAM channel(s) and R bus: the V fetch of job i and the K fetch of job i+1. A fetch's
+    streaming part needs per cycle alone a share d of DRAM time and b of the R bus
+    (models/perf/stages.py Phase). While both stream and (d_K + d_V)(1 + c) or b_K + b_V
+    exceeds 1, the binding resource is split: V up to `v_share`, K the rest, either leaving
+    what it does not need to the other (c, `contention`: the extra DRAM time of two interleaved
+    streams, row conflicts between their banks): a fluid bandwidth-sharing model.
   * the prune state: a front-stage scan wins over the back stage's token accumulation, which
     stalls while the scan runs.
 
@@ -79,9 +80,22 @@ class _Lane:
                 self.done_at = t_end
 
 
-def _fetch_rates(a: Phase, b: Phase, contention: float) -> float:
-    f = max(1.0, (a.dram + b.dram) * (1 + contention), a.beat + b.beat)
-    return 1.0 / f
+def _fetch_rates(a: Phase, b: Phase, timing: PipelineTiming) -> tuple[float, float]:
+    """Rates (of their rates alone) of a front fetch `a` and a back fetch `b` streaming
+    together. The binding resource (DRAM time, c extra when interleaved, or R beats) is split:
+    the back (V) fetch gets up to `v_share` of it, the front (K) fetch the rest, and a fetch
+    that needs less than its share leaves the remainder to the other."""
+    c = timing.contention
+    loads = ((a.dram + b.dram) * (1 + c), a.beat + b.beat)
+    if max(loads) <= 1.0:
+        return 1.0, 1.0
+    ua, ub = ((a.dram * (1 + c), b.dram * (1 + c)) if loads[0] >= loads[1]
+              else (a.beat, b.beat))
+    rb = min(1.0, timing.v_share / ub) if ub > 0 else 1.0
+    ra = min(1.0, (1.0 - rb * ub) / ua) if ua > 0 else 1.0
+    if ub > 0:
+        rb = min(1.0, (1.0 - ra * ua) / ub)
+    return ra, rb
 
 
 def co_run(front: list[Phase], a_start: float, back: list[Phase], b_start: float,
@@ -105,7 +119,7 @@ def co_run(front: list[Phase], a_start: float, back: list[Phase], b_start: float
         if a_on and b_on:
             pa, pb = a.phase, b.phase
             if pa.unit == "fetch" and pb.unit == "fetch":
-                ra = rb = _fetch_rates(pa, pb, timing.contention)
+                ra, rb = _fetch_rates(pa, pb, timing)
             elif pa.unit == "state" and pb.unit == "state":
                 rb = 0.0  # the scan wins; the accumulation stalls
         events = []

@@ -81,6 +81,9 @@ def test_contention_slows_both_fetches():
     slow = PipelineTiming(contention=0.25)
     a3, _ = co_run([fetch], 0, [vfetch], 0, timing=slow)
     assert a3 > a
+    # V first: with the whole channel the V fetch runs as alone, K waits for it
+    a4, b4 = co_run([fetch], 0, [vfetch], 0, timing=PipelineTiming(v_share=1.0))
+    assert b4 == pytest.approx(400) and a4 == pytest.approx(800)
 
 
 def test_a_front_scan_stalls_the_back_accumulation():
