@@ -124,7 +124,8 @@ def co_run(front: list[Phase], a_start: float, back: list[Phase], b_start: float
                 rb = 0.0  # the scan wins; the accumulation stalls
         events = []
         if a_on:
-            events.append(a.left / ra)
+            if ra > 0:
+                events.append(a.left / ra)
         elif a.done_at is None:
             if t < a.start - EPS:
                 events.append(a.start - t)

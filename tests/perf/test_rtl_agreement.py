@@ -1,9 +1,11 @@
 """The performance model against the RTL: a small trace slice runs on Verilator (the
-environment's jobs.jsonl gives each job's accept and result cycles) and the model's per-step span
-(first descriptor accepted .. last result taken, jobs overlapping on the core's two job stages)
-must agree within 5 %. The ideal fixed-latency memory keeps the slice free of DRAM refresh, whose ~450-cycle
-stalls land on a job or not by chance (a 2-job slice on DDR4 would swing by more than 5 %); the
-DDR4 agreement on larger slices is measured in docs/perf.md (spatten-dv perf ... --rtl)."""
+environment's jobs.jsonl gives each job's accept and result cycles) and the model's per-step
+span (first descriptor accepted .. last result taken, jobs overlapping on the core's two job
+stages) must agree within 5 %. The slice (4 jobs: each layer's first job prunes and waits for
+the back stage, the second overlaps the first) runs on the ideal fixed-latency memory, which
+keeps it free of DRAM refresh, whose ~450-cycle stalls land on a job or not by chance (a small
+slice on DDR4 would swing by more than 5 %); the DDR4 agreement on larger slices is measured in
+docs/perf.md (spatten-dv perf ... --rtl)."""
 
 import json
 import os
