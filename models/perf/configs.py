@@ -21,18 +21,26 @@ from dataclasses import dataclass, replace
 class PipelineTiming:
     """The pipeline's constants (cycles), settled on the RTL (docs/perf.md)."""
 
-    handoff: float = 0.0  # A's last cycle -> B's first cycle, beyond the sequential flow
-    accept: float = 0.0  # the handoff -> the next descriptor accepted
-    b_free: float = 1.0  # the result taken -> B can take the next job
-    hazard: float = 1.0  # the result taken -> a waiting hazard job continues
-    contention: float = 0.0  # extra DRAM time of two interleaved fetch streams (share)
-    v_share: float = 0.5  # the V fetch's share of a saturated channel (it has AR priority)
+    # hdl/spatten_core.v: A ends in HAND (1 cycle when B is empty: the handoff), B starts with
+    # B_START the cycle after; A is IDLE then and accepts the next descriptor (desc_valid
+    # waiting); B is empty (B_IDLE) the cycle after its result is taken; a hazard job loops in
+    # CHECK until B is empty and goes on the cycle after.
+    handoff: float = 1.0  # the handoff cycle (HAND) -> B's first cycle: HAND counts in cycles
+    accept: float = 1.0  # the handoff cycle -> the next descriptor accepted
+    b_free: float = 1.0  # the result taken -> B can take the next job (B_IDLE)
+    hazard: float = 2.0  # the result taken -> a waiting hazard job's next phase
+    # fitted on the RTL's spans (docs/perf.md "Agreement"): two streams interleaving on one
+    # DDR4 channel cost 10 % more DRAM time (row conflicts between the K and V planes' rows),
+    # and share it evenly: each fetcher keeps up to 8 bursts in flight and the controller serves
+    # them in arrival order, the V fetcher's AR priority only breaks same-cycle ties
+    contention: float = 0.1  # extra DRAM time of two interleaved fetch streams (share)
+    v_share: float = 0.5  # the V fetch's share of a saturated channel
 
 
 TIMING = PipelineTiming()
 # The RTL overlaps jobs (hdl/spatten_core.v): the configurations' default job flow. Switched on
 # once the pipeline constants were settled on the RTL (docs/perf.md "Job overlap").
-CORE_OVERLAPS = False
+CORE_OVERLAPS = True
 
 
 @dataclass(frozen=True)

@@ -67,22 +67,24 @@ def test_a_hazard_job_waits_until_the_back_stage_is_empty():
 def test_contention_slows_both_fetches():
     fetch = Phase("k_msb", 400, unit="fetch", dram=1.0, beat=0.5)
     vfetch = Phase("v", 400, True, unit="fetch", dram=1.0, beat=0.5)
-    a_alone, _ = co_run([fetch], 0, [], 0)
-    _, b_alone = co_run([], 0, [vfetch], 0)
-    a, b = co_run([fetch], 0, [vfetch], 0)
+    fair = PipelineTiming(contention=0.0, v_share=0.5)
+    a_alone, _ = co_run([fetch], 0, [], 0, timing=fair)
+    _, b_alone = co_run([], 0, [vfetch], 0, timing=fair)
+    a, b = co_run([fetch], 0, [vfetch], 0, timing=fair)
     assert a > a_alone and b > b_alone
     assert a == pytest.approx(800) and b == pytest.approx(800)  # one channel, shared
     # a fetch light on DRAM (beats bound) shares the R bus only: less slowdown
     light = Phase("k_msb", 400, unit="fetch", dram=0.2, beat=1.0)
     lv = Phase("v", 400, True, unit="fetch", dram=0.2, beat=0.5)
-    a2, b2 = co_run([light], 0, [lv], 0)
+    a2, b2 = co_run([light], 0, [lv], 0, timing=fair)
     assert 400 < a2 < 800 and a2 == pytest.approx(600)
     # the contention share adds DRAM time while both stream
-    slow = PipelineTiming(contention=0.25)
+    slow = PipelineTiming(contention=0.25, v_share=0.5)
     a3, _ = co_run([fetch], 0, [vfetch], 0, timing=slow)
     assert a3 > a
     # V first: with the whole channel the V fetch runs as alone, K waits for it
-    a4, b4 = co_run([fetch], 0, [vfetch], 0, timing=PipelineTiming(v_share=1.0))
+    first = PipelineTiming(contention=0.0, v_share=1.0)
+    a4, b4 = co_run([fetch], 0, [vfetch], 0, timing=first)
     assert b4 == pytest.approx(400) and a4 == pytest.approx(800)
 
 
