@@ -138,20 +138,16 @@ def main() -> None:
 
 
 def rtl_step_cycles(jobs: list[dict], span: bool) -> dict[int, int]:
-    """Per step: the span (first accept .. last result, inclusive) or the sum of the jobs'
-    cycles."""
-    if not span:
-        out: dict[int, int] = {}
-        for r in jobs:
-            out[r["step"]] = out.get(r["step"], 0) + r["cycles"]
-        return out
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
+    """Per step: the span (first accept .. last result, inclusive: spatten_dv/bench_figures.py
+    step_totals, the figure `spatten-dv bench` reports) or the sum of the jobs' cycles."""
+    if span:
+        from spatten_dv.bench_figures import step_totals
+
+        return {s: t["span"] for s, t in step_totals(jobs).items()}
+    out: dict[int, int] = {}
     for r in jobs:
-        s = r["step"]
-        first[s] = min(first.get(s, r["accept_cycle"]), r["accept_cycle"])
-        last[s] = max(last.get(s, r["result_cycle"]), r["result_cycle"])
-    return {s: last[s] - first[s] + 1 for s in first}
+        out[r["step"]] = out.get(r["step"], 0) + r["cycles"]
+    return out
 
 
 def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
