@@ -29,12 +29,14 @@ class PipelineTiming:
     accept: float = 1.0  # the handoff cycle -> the next descriptor accepted
     b_free: float = 1.0  # the result taken -> B can take the next job (B_IDLE)
     hazard: float = 2.0  # the result taken -> a waiting hazard job's next phase
-    # fitted on the RTL's spans (docs/perf.md "Agreement"): two streams interleaving on one
-    # DDR4 channel cost 10 % more DRAM time (row conflicts between the K and V planes' rows),
-    # and share it evenly: each fetcher keeps up to 8 bursts in flight and the controller serves
-    # them in arrival order, the V fetcher's AR priority only breaks same-cycle ties
+    # fitted on the RTL's spans and latencies (docs/perf.md "Agreement"): two streams
+    # interleaving on one DDR4 channel cost 10 % more DRAM time (row conflicts between the K
+    # and V planes' rows), and the V fetch gets 40 % of it: each fetcher keeps up to 8 bursts
+    # in flight, the V fetcher's AR priority only breaks same-cycle ties, and the controller's
+    # row-hit-first scheduling favours the K stream (runs of kept keys) over the V stream (the
+    # selected values, sparser)
     contention: float = 0.1  # extra DRAM time of two interleaved fetch streams (share)
-    v_share: float = 0.5  # the V fetch's share of a saturated channel
+    v_share: float = 0.4  # the V fetch's share of a saturated channel
 
 
 TIMING = PipelineTiming()
