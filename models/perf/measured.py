@@ -129,12 +129,19 @@ def main() -> None:
     ap.add_argument("--only", action="append", choices=sorted(SELECTIONS))
     ap.add_argument("--table", action="store_true",
                     help="print the agreement table of the committed measurements, run nothing")
+    ap.add_argument("--fit", action="store_true",
+                    help="print the span / latency errors of the pipeline's DRAM-sharing "
+                    "constants over a grid (the pipelined-core measurements), run nothing")
     args = ap.parse_args()
     if args.table:
         print("\n".join(markdown()))
         return
+    if args.fit:
+        print("contention v_share  span RMS %  span max %  latency-sum RMS %")
+        for c, w, rms, worst, lat in fit_sharing()[:15]:
+            print(f"{c:>10.2f} {w:>7.2f} {rms:>11.2f} {worst:>11.2f} {lat:>18.2f}")
+        return
     collect(args.only or list(SELECTIONS))
-
 
 
 def rtl_step_cycles(jobs: list[dict], span: bool) -> dict[int, int]:
@@ -150,19 +157,13 @@ def rtl_step_cycles(jobs: list[dict], span: bool) -> dict[int, int]:
     return out
 
 
-def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
-    """(step, RTL cycles, model cycles, error %) per step of a measured selection: spans when
-    the records have them, else (a sequential-core selection) sums of the jobs' cycles."""
+def selection_shapes(entry: dict):
+    """(model configuration, job shapes) of a measured selection: the default configuration on
+    the selection's memory, overlapping for a selection measured on the pipelined core."""
     from spatten_dv.models.perf.configs import DEFAULT
     from spatten_dv.models.perf.shape import trace_shapes, workload_shapes
-    from spatten_dv.models.perf.steps import predict
 
-    entry = (table or load())[name]
     sel = dict(entry["selection"])
-    span = has_span(entry)
-    if not span and entry["core"] != LEGACY_CORE:
-        raise ValueError(f"{name}: measured on the {entry['core']} core without accept/result "
-                         "cycles: re-measure it (nox -s perf_measure)")
     cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram),
                         overlap=entry["core"] == "pipelined")
     if "workload" in sel:
@@ -170,13 +171,64 @@ def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, floa
     else:
         _, shapes = trace_shapes(sel["trace"], sel.get("steps"), sel.get("layers"),
                                  sel.get("heads"))
-    jobs = entry["jobs"]
-    if len(jobs) != len(shapes):
-        raise ValueError(f"{name}: {len(jobs)} measured jobs, the selection has {len(shapes)}")
+    if len(entry["jobs"]) != len(shapes):
+        raise ValueError(f"{len(entry['jobs'])} measured jobs, the selection has {len(shapes)}")
+    return cfg, shapes
+
+
+def agreement(name: str, table: dict | None = None) -> list[tuple[int, int, float, float]]:
+    """(step, RTL cycles, model cycles, error %) per step of a measured selection: spans when
+    the records have them, else (a sequential-core selection) sums of the jobs' cycles."""
+    from spatten_dv.models.perf.steps import predict
+
+    entry = (table or load())[name]
+    span = has_span(entry)
+    if not span and entry["core"] != LEGACY_CORE:
+        raise ValueError(f"{name}: measured on the {entry['core']} core without accept/result "
+                         "cycles: re-measure it (nox -s perf_measure)")
+    try:
+        cfg, shapes = selection_shapes(entry)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
     _, steps = predict(shapes, cfg)
-    rtl = rtl_step_cycles(jobs, span)
+    rtl = rtl_step_cycles(entry["jobs"], span)
     model = {s: (p.cycles if span else p.latency) for s, p in steps.items()}
     return [(s, c, model[s], 100 * (model[s] / c - 1)) for s, c in sorted(rtl.items())]
+
+
+def fit_sharing(table: dict | None = None,
+                contentions=(0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+                shares=(0.3, 0.35, 0.4, 0.45, 0.5, 0.7, 1.0)) -> list[tuple]:
+    """Per (contention, v_share) of the pipeline (configs.PipelineTiming): the RMS error % of
+    the per-step spans and of the per-step sums of the jobs' latencies over the selections
+    measured on the pipelined core; best spans first. To re-fit after a change of the core's
+    fetch path (`python -m spatten_dv.models.perf.measured --fit`)."""
+    from dataclasses import replace
+
+    from spatten_dv.models.perf.configs import TIMING
+    from spatten_dv.models.perf.steps import predict
+
+    table = table or load()
+    cases = [(e, *selection_shapes(e)) for e in table.values()
+             if e["core"] == "pipelined" and has_span(e)]
+    out = []
+    for c in contentions:
+        for w in shares:
+            timing = replace(TIMING, contention=c, v_share=w)
+            span_err, lat_err = [], []
+            for entry, cfg, shapes in cases:
+                _, steps = predict(shapes, cfg.with_(timing=timing))
+                spans = rtl_step_cycles(entry["jobs"], True)
+                sums = rtl_step_cycles(entry["jobs"], False)
+                span_err += [100 * (steps[s].cycles / v - 1) for s, v in spans.items()]
+                lat_err += [100 * (steps[s].latency / v - 1) for s, v in sums.items()]
+            if span_err:
+                out.append((c, w, _rms(span_err), max(map(abs, span_err)), _rms(lat_err)))
+    return sorted(out, key=lambda r: r[2])
+
+
+def _rms(xs: list[float]) -> float:
+    return (sum(x * x for x in xs) / len(xs)) ** 0.5
 
 
 if __name__ == "__main__":
