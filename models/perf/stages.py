@@ -7,9 +7,13 @@ of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to 
   control       CHECK 1 + CLR 1 (clear, reselect, rescale) + HEADCHK 1 + VSEL 1 + ACC_H 1
                 + NEXT 1
   prune (each)  PR_SCAN 1 + scan(K) [+ PR_BEGIN 1 + topk(K, keep) when keep < K]
-  key list      PR_SCAN 1 + scan(m)
+  key list      PR_SCAN 1 + scan(m) when m = 0 (NO_TOKENS); otherwise the K MSB fetch starts
+                with the list (KEY_FETCH_START cycles after PR_SCAN: first entry, fetch start)
+                and follows the scan (one key per cycle), so the list costs PR_SCAN 1 +
+                KEY_FETCH_START before the fetch
   scan(K)       K + 4 (2 when K = 0): the prune state emits one entry per cycle
-  K pass (each) PASS_START 1 + max(F(plane), m / kq) + PIPE_K + 2 m / L + SOFTMAX_TAIL
+  K pass (each) [PASS_START 1, LSB pass only] + max(F(plane), m / kq [, m: the scan, MSB])
+                + PIPE_K + 2 m / L + SOFTMAX_TAIL
                 (the softmax's load pass overlaps the fetch; its exp and output passes, n + 4
                 and n + 3 cycles, and the 42-cycle divide follow the last score)
   V select      topk(m, v_topk) when v_topk < m
@@ -39,6 +43,7 @@ from spatten_dv.models.perf.shape import JobShape
 PIPE_K = 6  # last beat -> score into the softmax: unpack reg, stage reg, 4 dot-product stages
 SOFTMAX_TAIL = 50  # softmax: 4 (exp pipe) + 42 (divide) + 3 (output pipe) + done
 PIPE_V = 4  # last beat -> pv_out_valid: unpack, stage, product, finishing
+KEY_FETCH_START = 5  # scan take -> 2nd key written (an entry is offered once the next exists)
 
 STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "accumulate")
 
@@ -140,15 +145,19 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
     if shape.status == Status.HEAD_SKIPPED:
         return ph + [next_], fetch
     m, nv = shape.n_keys, shape.n_values
-    ph.append(Phase("key_scan", 1 + scan_cycles(m), unit="state"))
     if shape.status == Status.NO_TOKENS:
-        return ph + [next_], fetch
+        return ph + [Phase("key_scan", 1 + scan_cycles(m), unit="state"), next_], fetch
+    ph.append(Phase("key_scan", 1 + KEY_FETCH_START, unit="state"))
     r = cfg.r_beats_per_cycle
     planes = ["k_msb"] + (["k_lsb"] if shape.lsb_fetched else [])
     for plane in planes:
         f = fetch[plane] = plane_fetch(shape, plane, fit.tx_bytes)
-        ph.append(Phase(plane, 1))  # PASS_START
-        ph += _fetch_phases(plane, f, fit, r, m / cfg.keys_per_cycle, False)
+        compute = m / cfg.keys_per_cycle
+        if plane == "k_lsb":
+            ph.append(Phase(plane, 1))  # PASS_START
+        else:
+            compute = max(compute, m)  # the fetch follows the key-list scan
+        ph += _fetch_phases(plane, f, fit, r, compute, False)
         ph.append(Phase(plane, PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL))
     ph.append(Phase("control", 1))  # VSEL
     if shape.v_select:
