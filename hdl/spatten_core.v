@@ -3,13 +3,20 @@
 //
 // Ports: desc_valid/desc_ready/desc_data (descriptor_fields(), LSB first, 1012 bits at the
 // defaults), res_valid/res_ready/res_data (result_fields(), LSB first, 1411 bits), and the
-// fetcher's flattened AXI4 read channels m_axi_*. One job at a time: desc_ready is high only in
-// IDLE; res_valid holds the result until res_ready. State readback dbg_req/dbg_heads/dbg_n,
-// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE a dbg_req (priority over
-// desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan with scan_all = 1 and
-// streams 32-entry chunks (importance + kept bit), then waits for dbg_req low (S_DBG_*).
+// flattened AXI4 read channels m_axi_* (shared by the K and V fetchers through
+// spatten_axi_read_arbiter). State readback dbg_req/dbg_heads/dbg_n,
+// dbg_valid/dbg_ready/dbg_imp/dbg_kept/dbg_last (section 10): in IDLE with stage B empty a
+// dbg_req (priority over desc_valid; desc_ready = IDLE && !dbg_req) runs the prune state's scan
+// with scan_all = 1 and streams 32-entry chunks (importance + kept bit), then waits for dbg_req
+// low (S_DBG_*).
 //
-// Job flow (one FSM, sequential phases):
+// Two jobs in flight (section 11): stage A (`state`, the job in `desc`) runs CHECK .. value
+// selection and hands the job to stage B (`bstate`: V pass, accumulation, result) when B is
+// empty; desc_ready rises the cycle after the handoff. A job that changes the pruning state
+// waits in CHECK until B is empty. The key list, value list and probability buffer have two
+// banks (A writes one, B reads the other).
+//
+// Job flow (A: CHECK .. VSEL, HAND; B: V pass .. RESULT):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
 //           that order, = Job.validate()); invalid -> result with zeros, no state change.
 //   CLR     clear_tokens / clear_heads / reselect / rescale (imp_shift > 0) requests to
@@ -26,6 +33,7 @@
 //           MSB codes / synchronous read of the stored MSB codes for the LSB pass) ->
 //           reconstruct -> dot_product -> softmax -> prob buffer and top-k engine load.
 //   VSEL    v_topk in 1..m-1: top-k(n=m, k=v_topk) over the final probabilities -> V list.
+//   HAND    wait for an empty stage B, hand the job over (early ends too: they go to B's NEXT).
 //   V pass  fetcher fed with key[vlist[i]] -> unpack -> stage (prob of the same position) ->
 //           reconstruct -> pv_accum -> out, abs_sum.
 //   ACC     token importance accumulate (key[pos], prob[pos]); head accumulate (head_id, abs_sum).
@@ -94,13 +102,16 @@ module spatten_core #(
     endgenerate
 
     // ------------------------------------------------------------------ states
+    // stage A (front): check .. value selection, then HAND (wait for an empty stage B)
     localparam [4:0] S_IDLE = 5'd0, S_CHECK = 5'd1, S_CLR = 5'd2, S_PR_SCAN = 5'd3,
                      S_PR_COLLECT = 5'd4, S_PR_BEGIN = 5'd5, S_PR_WIN = 5'd6,
                      S_HEADCHK = 5'd7, S_PASS_START = 5'd8, S_PASS = 5'd9,
-                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_V = 5'd12,
-                     S_ACC_T = 5'd13, S_ACC_H = 5'd14, S_RESULT = 5'd15, S_NEXT = 5'd16,
+                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_HAND = 5'd12,
                      S_DBG_SCAN = 5'd17, S_DBG_COL = 5'd18, S_DBG_OUT = 5'd19,
                      S_DBG_END = 5'd20;
+    // stage B (back): V pass, accumulation, result
+    localparam [2:0] B_IDLE = 3'd0, B_START = 3'd1, B_V = 3'd2, B_ACC_T = 3'd3,
+                     B_ACC_H = 3'd4, B_NEXT = 3'd5, B_RESULT = 3'd6;
 
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
@@ -186,29 +197,56 @@ module spatten_core #(
     end
 
     // ------------------------------------------------------------------ job registers
+    // Stage A (front) works on the job in `desc`; its results so far are the a_* registers.
+    // Stage B (back) holds the job handed over by A (b_*, r_*: what the result reports).
+    reg [3:0]   a_status;
+    reg         a_lsb_fetched, a_vsel, a_skip;
+    reg [15:0]  a_max_msb, a_max;
+    reg [10:0]  a_m, a_nv;
+    reg [23:0]  a_beats;
+    reg [31:0]  a_cyc;
+    reg [1:0]   pr_mode;       // 0 heads prune, 1 tokens prune, 2 key list
+    reg [10:0]  cnt;           // scan collect counter / list counters
+    reg         lsb_pass;      // 0 K MSB pass, 1 K LSB pass
+    reg         err_a;         // AXI error seen in the current K pass
+    reg [10:0]  fi;            // K feeder position
+    reg [10:0]  op;            // K output-side position
+    reg         clr_pipe;      // clears the K unpacker and dot product
+    reg         abank;         // list bank of the job in stage A
+    reg         keys_done;     // the key list is complete (a_m valid)
+
+    reg [2:0]   bstate;
+    reg [15:0]  b_job_id;
+    reg [4:0]   b_head_id;
+    reg [3:0]   b_vbits;
+    reg [31:0]  b_vbase;
+    reg         b_acc_tok, b_acc_head, b_vsel, bbank;
     reg [3:0]   r_status;
     reg         r_lsb_fetched;
     reg [15:0]  r_max_msb, r_max;
     reg [10:0]  r_m, r_nv;
     reg [23:0]  r_beats;
-    reg [31:0]  r_cycles, cyc;
+    reg [31:0]  r_cycles, b_cyc;
     reg [D*16-1:0] r_out;
     reg [21:0]  r_abs;
-    reg [1:0]   pr_mode;       // 0 heads prune, 1 tokens prune, 2 key list
-    reg [10:0]  cnt;           // scan collect counter / list counters
-    reg [1:0]   pass;          // 0 MSB, 1 LSB, 2 V
-    reg         vsel;          // V list from top-k
-    reg         err;           // AXI error seen in the current pass
-    reg [10:0]  fi;            // feeder position
-    reg [10:0]  op;            // output-side position
-    reg         clr_pipe;
+    reg         err_b;         // AXI error seen in the V pass
+    reg [10:0]  fi_b;          // V feeder position
+    reg [10:0]  op_b;          // V output-side / accumulate position
+    reg         clr_pipe_b;    // clears the V unpacker and the prob.V accumulator
 
-    // lists
-    reg [9:0]  klist [0:L_MAX-1];
-    reg [9:0]  vlist [0:L_MAX-1];
-    reg [15:0] pbuf  [0:L_MAX-1];
-    reg [D*12-1:0] kbuf [0:L_MAX-1];
+    // Lists, two banks (the job in A writes its bank while the job in B reads the other;
+    // A takes the other bank at each handoff, and hands over only to an empty B).
+    reg [LB-1:0] klist [0:2*L_MAX-1];
+    reg [LB-1:0] vlist [0:2*L_MAX-1];
+    reg [15:0]   pbuf  [0:2*L_MAX-1];
+    reg [D*12-1:0] kbuf [0:L_MAX-1];   // stage A only (LSB pass)
     reg [D*12-1:0] kbuf_q;
+
+    // A job that changes the pruning state waits after CHECK until stage B is empty (section 11).
+    wire d_changes = d_clr_tok || d_clr_head || d_reselect || (d_imp_shift != 5'd0)
+                     || (d_head_keep != 6'd0) || (d_tok_keep != 11'd0);
+    wire b_empty = (bstate == B_IDLE);
+    wire handoff = (state == S_HAND) && b_empty;
 
     // ------------------------------------------------------------------ prune state
     // Status/debug outputs of the sub-blocks that the controller does not need (top-k thr/ties/
@@ -241,7 +279,7 @@ module spatten_core #(
     wire ps_prune_begin = (state == S_PR_BEGIN);
     wire [10:0] keep_n = (pr_mode == 2'd0) ? {5'd0, d_head_keep} : d_tok_keep;
 
-    // ------------------------------------------------------------------ top-k
+    // ------------------------------------------------------------------ top-k (stage A)
     wire        tk_busy, tk_out_valid, tk_out_last, tk_done;
     wire [LB-1:0] tk_out_index;
     wire [32:0] tk_thr;
@@ -254,7 +292,7 @@ module spatten_core #(
     wire [15:0] sm_prob_data;
     wire [LB-1:0] sm_prob_index;
     wire        tk_load_valid = (state == S_PR_COLLECT) ? (ps_scan_valid) :
-                                (state == S_PASS) ? (sm_prob_valid && !err) : 1'b0;
+                                (state == S_PASS) ? (sm_prob_valid && !err_a) : 1'b0;
     wire [LB-1:0] tk_load_index = (state == S_PR_COLLECT) ? cnt[LB-1:0] : sm_prob_index;
     // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
     // step 6), ranked above every unprotected token through the value's top bit
@@ -276,9 +314,10 @@ module spatten_core #(
     );
 
     wire ps_win_valid = (state == S_PR_WIN) && tk_out_valid;
-    wire [LB-1:0] ps_win_idx = klist[tk_out_index];
-    wire ps_tacc_valid = (state == S_ACC_T) && d_acc_tok;
-    wire ps_hacc_valid = (state == S_ACC_H) && d_acc_head;
+    wire [LB-1:0] ps_win_idx = klist[{abank, tk_out_index}];
+    // accumulation belongs to stage B (the job in B, its bank)
+    wire ps_tacc_valid = (bstate == B_ACC_T) && b_acc_tok;
+    wire ps_hacc_valid = (bstate == B_ACC_H) && b_acc_head;
 
     spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX)) u_prune (
         .clk(clk), .rst_n(rst_n),
@@ -289,8 +328,8 @@ module spatten_core #(
         .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
         .prune_n(ps_pr_n),
         .tacc_valid(ps_tacc_valid), .tacc_ready(ps_tacc_ready),
-        .tacc_idx(klist[op[LB-1:0]]), .tacc_prob(pbuf[op[LB-1:0]]),
-        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(d_head_id[HB-1:0]),
+        .tacc_idx(klist[{bbank, op_b[LB-1:0]}]), .tacc_prob(pbuf[{bbank, op_b[LB-1:0]}]),
+        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id[HB-1:0]),
         .hacc_val(r_abs),
         .scan_valid(ps_scan_valid), .scan_ready(ps_scan_ready), .scan_idx(ps_scan_idx),
         .scan_imp(ps_scan_imp), .scan_last(ps_scan_last), .scan_done(ps_scan_done),
@@ -301,117 +340,206 @@ module spatten_core #(
         .rd_token_idx(ps_scan_idx), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
     );
 
-    // ------------------------------------------------------------------ fetcher
-    wire [3:0] u_width = (pass == 2'd0) ? d_msb : (pass == 2'd1) ? d_lsb : d_vbits;
-    reg         f_start;
-    reg [31:0]  f_base;
-    reg [1:0]   f_stride;
-    wire        f_busy, f_done;
-    wire [1:0]  f_error;
-    wire [23:0] f_beats;
-    wire        in_pass = (state == S_PASS) || (state == S_V);
-    wire [10:0] f_cnt = (pass == 2'd2) ? r_nv : r_m;
-    wire        f_idx_valid = in_pass && (fi < f_cnt);
-    wire        f_idx_ready;
-    wire [9:0]  f_pos = (pass == 2'd2 && vsel) ? vlist[fi[LB-1:0]] : fi[9:0];
-    wire [9:0]  f_idx_token = klist[f_pos];
-    wire        f_beat_valid, f_beat_ready;
-    wire [AXI_DW-1:0] f_beat_data;
-    wire [1:0]  f_beat_phase;
-    wire        f_dense_w6 = (u_width == 4'd6);  // latched by the fetcher at f_start
+    // ------------------------------------------------------------------ fetchers + arbiter
+    // Two fetchers share the N_CH read channels: the V fetcher (stage B, the older job) has
+    // priority per channel over the K fetcher (stage A); spatten_axi_read_arbiter routes each
+    // channel's R bursts back to the fetcher that issued them (AR order per channel).
+    wire [N_CH-1:0]      k_arvalid, k_arready, k_rvalid, k_rready, k_rlast;
+    wire [N_CH*AW-1:0]   k_araddr;
+    wire [N_CH*8-1:0]    k_arlen;
+    wire [N_CH*3-1:0]    k_arsize;
+    wire [N_CH*2-1:0]    k_arburst, k_rresp;
+    wire [N_CH*AXI_DW-1:0] k_rdata;
+    wire [N_CH-1:0]      v_arvalid, v_arready, v_rvalid, v_rready, v_rlast;
+    wire [N_CH*AW-1:0]   v_araddr;
+    wire [N_CH*8-1:0]    v_arlen;
+    wire [N_CH*3-1:0]    v_arsize;
+    wire [N_CH*2-1:0]    v_arburst, v_rresp;
+    wire [N_CH*AXI_DW-1:0] v_rdata;
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
-                      .TOK_BITS(10)) u_fetch (
-        .clk(clk), .rst_n(rst_n), .start(f_start), .base(f_base), .stride_beats(f_stride),
-        .dense_w6(f_dense_w6),
-        .busy(f_busy), .done(f_done), .error(f_error), .beats(f_beats),
-        .idx_valid(f_idx_valid), .idx_ready(f_idx_ready), .idx_token(f_idx_token),
-        .idx_last(fi == f_cnt - 11'd1),
+    spatten_axi_read_arbiter #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_OUTSTANDING(16)) u_arb (
+        .clk(clk), .rst_n(rst_n),
+        .s0_arvalid(v_arvalid), .s0_arready(v_arready), .s0_araddr(v_araddr),
+        .s0_arlen(v_arlen), .s0_arsize(v_arsize), .s0_arburst(v_arburst),
+        .s0_rvalid(v_rvalid), .s0_rready(v_rready), .s0_rdata(v_rdata), .s0_rresp(v_rresp),
+        .s0_rlast(v_rlast),
+        .s1_arvalid(k_arvalid), .s1_arready(k_arready), .s1_araddr(k_araddr),
+        .s1_arlen(k_arlen), .s1_arsize(k_arsize), .s1_arburst(k_arburst),
+        .s1_rvalid(k_rvalid), .s1_rready(k_rready), .s1_rdata(k_rdata), .s1_rresp(k_rresp),
+        .s1_rlast(k_rlast),
         .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready),
         .m_axi_araddr(m_axi_araddr), .m_axi_arlen(m_axi_arlen), .m_axi_arsize(m_axi_arsize),
         .m_axi_arburst(m_axi_arburst), .m_axi_rvalid(m_axi_rvalid),
         .m_axi_rready(m_axi_rready), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
-        .m_axi_rlast(m_axi_rlast),
-        .beat_valid(f_beat_valid), .beat_ready(f_beat_ready), .beat_data(f_beat_data),
-        .beat_phase(f_beat_phase)
+        .m_axi_rlast(m_axi_rlast)
     );
 
-    // ------------------------------------------------------------------ unpack + stage
+    // K fetcher (stage A): MSB or LSB plane of the keys in the key list
+    wire [3:0] k_width = lsb_pass ? d_lsb : d_msb;
+    reg         fk_start;
+    reg [31:0]  fk_base;
+    reg [1:0]   fk_stride;
+    wire        fk_busy, fk_done;
+    wire [1:0]  fk_error;
+    wire [23:0] fk_beats;
+    // The K MSB fetch starts with the key list's first entry and follows its scan (the scan
+    // writes one entry per cycle, the fetch needs at least 1.5 cycles per key): an entry is
+    // offered once the next one exists or the scan has ended, so idx_last is always known.
+    wire        key_collect = (state == S_PR_COLLECT) && (pr_mode == 2'd2);
+    wire        in_kpass = (state == S_PASS) || key_collect;
+    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + 11'd1 < cnt));
+    wire        fk_idx_ready;
+    wire [LB-1:0] fk_idx_token = klist[{abank, fi[LB-1:0]}];
+    wire        fk_beat_valid, fk_beat_ready;
+    wire [AXI_DW-1:0] fk_beat_data;
+    wire [1:0]  fk_beat_phase;
+    wire        fk_dense_w6 = (k_width == 4'd6);  // latched by the fetcher at fk_start
+
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+                      .TOK_BITS(LB)) u_fetch_k (
+        .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base), .stride_beats(fk_stride),
+        .dense_w6(fk_dense_w6),
+        .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
+        .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready), .idx_token(fk_idx_token),
+        .idx_last(keys_done && fi == a_m - 11'd1),
+        .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
+        .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
+        .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
+        .m_axi_rready(k_rready), .m_axi_rdata(k_rdata), .m_axi_rresp(k_rresp),
+        .m_axi_rlast(k_rlast),
+        .beat_valid(fk_beat_valid), .beat_ready(fk_beat_ready), .beat_data(fk_beat_data),
+        .beat_phase(fk_beat_phase)
+    );
+
+    // V fetcher (stage B): V plane of the selected values of the job in B
+    reg         fv_start;
+    wire        fv_busy, fv_done;
+    wire [1:0]  fv_error;
+    wire [23:0] fv_beats;
+    wire        fv_idx_valid = (bstate == B_V) && (fi_b < r_nv);
+    wire        fv_idx_ready;
+    wire [LB-1:0] fv_pos = b_vsel ? vlist[{bbank, fi_b[LB-1:0]}] : fi_b[LB-1:0];
+    wire [LB-1:0] fv_idx_token = klist[{bbank, fv_pos}];
+    wire        fv_beat_valid, fv_beat_ready;
+    wire [AXI_DW-1:0] fv_beat_data;
+    wire [1:0]  fv_beat_phase;
+
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+                      .TOK_BITS(LB)) u_fetch_v (
+        .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
+        .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
+        .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
+        .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready), .idx_token(fv_idx_token),
+        .idx_last(fi_b == r_nv - 11'd1),
+        .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
+        .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
+        .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
+        .m_axi_rready(v_rready), .m_axi_rdata(v_rdata), .m_axi_rresp(v_rresp),
+        .m_axi_rlast(v_rlast),
+        .beat_valid(fv_beat_valid), .beat_ready(fv_beat_ready), .beat_data(fv_beat_data),
+        .beat_phase(fv_beat_phase)
+    );
+
+    // ------------------------------------------------------------------ K unpack + stage
     wire       u_out_valid, u_out_last;
     wire [D*12-1:0] u_codes;
     reg        s_valid;
     reg [D*12-1:0] s_codes;
-    reg [15:0] s_prob;
     reg [10:0] s_pos;
-    wire       down_ready;
-    wire       u_out_ready = (!s_valid || down_ready) && !err;
+    wire       dp_in_ready;
+    wire       u_out_ready = (!s_valid || dp_in_ready) && !err_a;
     wire       cap = u_out_valid && u_out_ready;
 
     spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
-        .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(u_width),
-        .cfg_signed(pass != 2'd1), .in_valid(f_beat_valid), .in_ready(f_beat_ready),
-        .in_data(f_beat_data), .in_last(1'b0), .in_phase(f_beat_phase),
+        .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(k_width),
+        .cfg_signed(!lsb_pass), .in_valid(fk_beat_valid), .in_ready(fk_beat_ready),
+        .in_data(fk_beat_data), .in_last(1'b0), .in_phase(fk_beat_phase),
         .out_valid(u_out_valid),
         .out_ready(u_out_ready), .out_codes(u_codes), .out_last(u_out_last)
     );
 
-    wire [9:0] op_pos = (pass == 2'd2 && vsel) ? vlist[op[LB-1:0]] : op[9:0];
-
     always @(posedge clk) begin
-        if (cap && pass == 2'd0) kbuf[op[LB-1:0]] <= u_codes;
+        if (cap && !lsb_pass) kbuf[op[LB-1:0]] <= u_codes;
         if (cap) kbuf_q <= kbuf[op[LB-1:0]];
     end
 
     wire [D*12-1:0] rc_x;
     spatten_reconstruct #(.D(D)) u_rc (
-        .msb_bits((pass == 2'd2) ? d_vbits : d_msb),
-        .lsb_bits((pass == 2'd1) ? d_lsb : 4'd0),
-        .msb_codes((pass == 2'd1) ? kbuf_q : s_codes),
+        .msb_bits(d_msb),
+        .lsb_bits(lsb_pass ? d_lsb : 4'd0),
+        .msb_codes(lsb_pass ? kbuf_q : s_codes),
         .lsb_codes(s_codes),
         .x_eff(rc_x)
     );
 
     // ------------------------------------------------------------------ dot + softmax
-    wire dp_in_ready, dp_out_valid, dp_out_last;
+    wire dp_out_valid, dp_out_last;
     wire signed [29:0] dp_score;
     wire sm_score_ready, sm_busy, sm_done, sm_prob_last, sm_stats_valid;
     wire [15:0] sm_max_prob;
     wire [LB-1:0] sm_max_index;
     wire [25:0] sm_exp_sum, sm_recip;
     reg  sm_start;
-    wire dp_in_valid = s_valid && (pass != 2'd2) && !err;
+    reg  sm_n_update;  // the key count is known: the MSB pass's softmax was started before
+    wire [10:0] sm_n = keys_done ? a_m : L_MAX[10:0];
+    wire dp_in_valid = s_valid && !err_a;
 
     spatten_dot_product #(.D(D), .QK_MULS(64)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
         .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x),
-        .in_last(s_pos == r_m - 11'd1), .out_valid(dp_out_valid),
-        .out_ready(sm_score_ready && !err), .out_score(dp_score), .out_last(dp_out_last)
+        .in_last(s_pos == a_m - 11'd1), .out_valid(dp_out_valid),
+        .out_ready(sm_score_ready && !err_a), .out_score(dp_score), .out_last(dp_out_last)
     );
 
     spatten_softmax #(.L_MAX(L_MAX)) u_sm (
-        .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(r_m), .score_mult(d_mult),
+        .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(sm_n), .n_update(sm_n_update),
+        .score_mult(d_mult),
         .score_shift(d_shift), .busy(sm_busy), .done(sm_done),
-        .score_valid(err ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
-        .score_data(err ? 30'd0 : dp_score),
+        .score_valid(err_a ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
+        .score_data(err_a ? 30'd0 : dp_score),
         .prob_valid(sm_prob_valid), .prob_ready(1'b1), .prob_data(sm_prob_data),
         .prob_index(sm_prob_index), .prob_last(sm_prob_last),
         .stats_valid(sm_stats_valid), .max_prob(sm_max_prob), .max_index(sm_max_index),
         .exp_sum(sm_exp_sum), .recip(sm_recip)
     );
 
+    // ------------------------------------------------------------------ V unpack + stage (B)
+    wire       uv_out_valid, uv_out_last;
+    wire [D*12-1:0] uv_codes;
+    reg        vs_valid;
+    reg [D*12-1:0] vs_codes;
+    reg [15:0] vs_prob;
+    reg [10:0] vs_pos;
+    wire       pv_in_ready;
+    wire       uv_out_ready = (!vs_valid || pv_in_ready) && !err_b;
+    wire       cap_v = uv_out_valid && uv_out_ready;
+    wire [LB-1:0] op_pos_v = b_vsel ? vlist[{bbank, op_b[LB-1:0]}] : op_b[LB-1:0];
+
+    spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack_v (
+        .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b), .cfg_width(b_vbits),
+        .cfg_signed(1'b1), .in_valid(fv_beat_valid), .in_ready(fv_beat_ready),
+        .in_data(fv_beat_data), .in_last(1'b0), .in_phase(fv_beat_phase),
+        .out_valid(uv_out_valid),
+        .out_ready(uv_out_ready), .out_codes(uv_codes), .out_last(uv_out_last)
+    );
+
+    wire [D*12-1:0] rcv_x;
+    spatten_reconstruct #(.D(D)) u_rc_v (
+        .msb_bits(b_vbits), .lsb_bits(4'd0), .msb_codes(vs_codes), .lsb_codes(vs_codes),
+        .x_eff(rcv_x)
+    );
+
     /* verilator lint_on UNUSEDSIGNAL */
-    // ------------------------------------------------------------------ pv accumulate
-    wire pv_in_ready, pv_out_valid;
+    // ------------------------------------------------------------------ pv accumulate (B)
+    wire pv_out_valid;
     wire [D*16-1:0] pv_out;
     wire [21:0] pv_abs;
     spatten_pv_accum #(.D(D), .ACC_BITS(32)) u_pv (
-        .clk(clk), .rst_n(rst_n), .clear(clr_pipe),
-        .in_valid(s_valid && pass == 2'd2 && !err), .in_ready(pv_in_ready),
-        .in_prob(s_prob), .in_value(rc_x), .in_last(s_pos == r_nv - 11'd1),
+        .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b),
+        .in_valid(vs_valid && !err_b), .in_ready(pv_in_ready),
+        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - 11'd1),
         .out_valid(pv_out_valid), .out_ready(1'b1), .out_data(pv_out), .out_abs_sum(pv_abs)
     );
-
-    assign down_ready = (pass == 2'd2) ? pv_in_ready : dp_in_ready;
 
     // ------------------------------------------------------------------ state readback
     // S_DBG_SCAN: scan request (scan_all) until taken; S_DBG_COL: scan entries are written into
@@ -456,117 +584,159 @@ module spatten_core #(
 
     // ------------------------------------------------------------------ result
     assign desc_ready = (state == S_IDLE) && !dbg_req;
-    assign res_valid = (state == S_RESULT);
-    assign res_data = {c_fetch_stall, c_fetch_busy, c_ctrl, c_v, c_topk, c_softmax, c_qk,
-                       c_fetch_wait, r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb,
-                       r_lsb_fetched, r_status, d_job_id};
+    assign res_valid = (bstate == B_RESULT);
+    assign res_data = {cb_fetch_stall, cb_fetch_busy, cb_ctrl, cb_v, cb_topk, cb_softmax, cb_qk,
+                       cb_fetch_wait, r_out, r_cycles, r_beats, r_nv, r_m, r_max, r_max_msb,
+                       r_lsb_fetched, r_status, b_job_id};
 
     // ------------------------------------------------------------------ stage counters
-    // docs/architecture.md section 9. Every cycle counted by `cycles` (the edges in S_CHECK ..
-    // S_NEXT) goes to exactly one of the six exclusive counters, in this priority:
+    // docs/architecture.md section 9. Every cycle counted by a job's `cycles` (CHECK .. HAND in
+    // stage A, then B_START .. B_NEXT in stage B) goes to exactly one of the six exclusive
+    // counters, in this priority:
     //   qk          the dot product takes a key (one per key and K pass at QK_MULS = D)
     //   v           the prob.V accumulator takes a value, or the V pass drains after its fetch
-    //   fetch_wait  a K/V fetch is in progress and the datapath took nothing this cycle
+    //   fetch_wait  the job's K/V fetch is in progress and its datapath took nothing this cycle
     //   softmax     K pass after its fetch ended: last scores, normalisation, probabilities
     //   topk        head/token prune passes (their state scans included) and value selection
-    //   ctrl        the rest: check, clear, head check, key list, pass start, accumulate, end
-    // fetch_busy (in-pass cycles with the fetcher running) and fetch_stall (fetch_wait cycles
-    // with no R beat at the fetcher's output: waiting on DRAM) overlap the six.
+    //   ctrl        the rest: check (and its hazard wait), clear, head check, key list, pass
+    //               start, handoff (and its wait for stage B), accumulate, end
+    // fetch_busy (in-pass cycles with the job's fetcher running) and fetch_stall (fetch_wait
+    // cycles with no R beat at that fetcher's output: waiting on DRAM) overlap the six.
+    // Each stage counts for the job it holds: A's set is handed to B with the job (the handoff
+    // cycle included), B's set is the result's.
     // 32 bits like `cycles`: the six sum to it, so none can wrap before it does.
-    wire        job_cyc   = ((state >= S_CHECK) && (state <= S_ACC_H)) || (state == S_NEXT);
+    wire        a_job_cyc = (state >= S_CHECK) && (state <= S_HAND);
     wire        qk_take   = dp_in_valid && dp_in_ready;
-    wire        v_take    = s_valid && (pass == 2'd2) && !err && pv_in_ready;
-    wire        fetch_on  = in_pass && f_busy;
-    wire        is_qk     = qk_take;
-    wire        is_v      = !qk_take && (v_take || (state == S_V && !f_busy));
-    wire        is_fwait  = !qk_take && !v_take && fetch_on;
-    wire        is_sm     = !qk_take && (state == S_PASS) && !f_busy;
-    wire        is_topk   = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
+    wire        fk_on     = in_kpass && fk_busy;
+    wire        a_qk      = qk_take;
+    wire        a_fwait   = !qk_take && fk_on;
+    wire        a_sm      = !qk_take && (state == S_PASS) && !fk_busy;
+    wire        a_topk    = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
                             || state == S_VSEL || state == S_VSEL_RUN;
-    wire        is_ctrl   = !(is_qk || is_v || is_fwait || is_sm || is_topk);
-    wire        is_stall  = is_fwait && !f_beat_valid;
-    reg  [31:0] c_fetch_wait, c_qk, c_softmax, c_topk, c_v, c_ctrl, c_fetch_busy, c_fetch_stall;
+    wire        a_ctrl    = !(a_qk || a_fwait || a_sm || a_topk);
+    wire        a_stall   = a_fwait && !fk_beat_valid;
+    wire        b_job_cyc = (bstate >= B_START) && (bstate <= B_NEXT);
+    wire        v_take    = vs_valid && !err_b && pv_in_ready;
+    wire        fv_on     = (bstate == B_V) && fv_busy;
+    wire        b_v       = v_take || (bstate == B_V && !fv_busy);
+    wire        b_fwait   = !v_take && fv_on;
+    wire        b_ctrl    = !(b_v || b_fwait);
+    wire        b_stall   = b_fwait && !fv_beat_valid;
+    reg  [31:0] ca_fetch_wait, ca_qk, ca_softmax, ca_topk, ca_ctrl, ca_fetch_busy,
+                ca_fetch_stall;
+    reg  [31:0] cb_fetch_wait, cb_qk, cb_softmax, cb_topk, cb_v, cb_ctrl, cb_fetch_busy,
+                cb_fetch_stall;
+    wire [31:0] na_fetch_wait  = ca_fetch_wait + {31'd0, a_fwait};
+    wire [31:0] na_qk          = ca_qk + {31'd0, a_qk};
+    wire [31:0] na_softmax     = ca_softmax + {31'd0, a_sm};
+    wire [31:0] na_topk        = ca_topk + {31'd0, a_topk};
+    wire [31:0] na_ctrl        = ca_ctrl + {31'd0, a_ctrl};
+    wire [31:0] na_fetch_busy  = ca_fetch_busy + {31'd0, fk_on};
+    wire [31:0] na_fetch_stall = ca_fetch_stall + {31'd0, a_stall};
     wire        job_accept = (state == S_IDLE) && !dbg_req && desc_valid;
     always @(posedge clk) begin
         if (!rst_n || job_accept) begin
-            c_fetch_wait <= 32'd0; c_qk <= 32'd0; c_softmax <= 32'd0; c_topk <= 32'd0;
-            c_v <= 32'd0; c_ctrl <= 32'd0; c_fetch_busy <= 32'd0; c_fetch_stall <= 32'd0;
-        end else if (job_cyc) begin
-            c_qk <= c_qk + {31'd0, is_qk};
-            c_v <= c_v + {31'd0, is_v};
-            c_fetch_wait <= c_fetch_wait + {31'd0, is_fwait};
-            c_softmax <= c_softmax + {31'd0, is_sm};
-            c_topk <= c_topk + {31'd0, is_topk};
-            c_ctrl <= c_ctrl + {31'd0, is_ctrl};
-            c_fetch_busy <= c_fetch_busy + {31'd0, fetch_on};
-            c_fetch_stall <= c_fetch_stall + {31'd0, is_stall};
+            ca_fetch_wait <= 32'd0; ca_qk <= 32'd0; ca_softmax <= 32'd0; ca_topk <= 32'd0;
+            ca_ctrl <= 32'd0; ca_fetch_busy <= 32'd0; ca_fetch_stall <= 32'd0;
+        end else if (a_job_cyc) begin
+            ca_fetch_wait <= na_fetch_wait; ca_qk <= na_qk; ca_softmax <= na_softmax;
+            ca_topk <= na_topk; ca_ctrl <= na_ctrl; ca_fetch_busy <= na_fetch_busy;
+            ca_fetch_stall <= na_fetch_stall;
+        end
+        if (!rst_n) begin
+            cb_fetch_wait <= 32'd0; cb_qk <= 32'd0; cb_softmax <= 32'd0; cb_topk <= 32'd0;
+            cb_v <= 32'd0; cb_ctrl <= 32'd0; cb_fetch_busy <= 32'd0; cb_fetch_stall <= 32'd0;
+        end else if (handoff) begin
+            cb_fetch_wait <= na_fetch_wait; cb_qk <= na_qk; cb_softmax <= na_softmax;
+            cb_topk <= na_topk; cb_v <= 32'd0; cb_ctrl <= na_ctrl;
+            cb_fetch_busy <= na_fetch_busy; cb_fetch_stall <= na_fetch_stall;
+        end else if (b_job_cyc) begin
+            cb_v <= cb_v + {31'd0, b_v};
+            cb_fetch_wait <= cb_fetch_wait + {31'd0, b_fwait};
+            cb_ctrl <= cb_ctrl + {31'd0, b_ctrl};
+            cb_fetch_busy <= cb_fetch_busy + {31'd0, fv_on};
+            cb_fetch_stall <= cb_fetch_stall + {31'd0, b_stall};
         end
     end
 
-    // ------------------------------------------------------------------ FSM
+    // ------------------------------------------------------------------ list writes
     always @(posedge clk) begin
-        if (sm_prob_valid && !err && state == S_PASS) pbuf[sm_prob_index] <= sm_prob_data;
-        if (state == S_PR_COLLECT && ps_scan_valid) klist[cnt[LB-1:0]] <= ps_scan_idx;
-        if (state == S_VSEL_RUN && tk_out_valid) vlist[cnt[LB-1:0]] <= tk_out_index;
+        if (sm_prob_valid && !err_a && state == S_PASS)
+            pbuf[{abank, sm_prob_index}] <= sm_prob_data;
+        if (state == S_PR_COLLECT && ps_scan_valid) klist[{abank, cnt[LB-1:0]}] <= ps_scan_idx;
+        if (state == S_VSEL_RUN && tk_out_valid) vlist[{abank, cnt[LB-1:0]}] <= tk_out_index;
     end
 
+    // ------------------------------------------------------------------ FSMs
     always @(posedge clk) begin
         if (!rst_n) begin
             state <= S_IDLE;
             desc <= {DESC_W{1'b0}};
-            r_status <= 4'd0; r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-            r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0; r_cycles <= 32'd0; cyc <= 32'd0;
-            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; pr_mode <= 2'd0; cnt <= 11'd0;
-            pass <= 2'd0; vsel <= 1'b0; err <= 1'b0; fi <= 11'd0; op <= 11'd0;
-            clr_pipe <= 1'b0; tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
-            f_start <= 1'b0; f_base <= 32'd0; f_stride <= 2'd0; sm_start <= 1'b0;
-            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_prob <= 16'd0; s_pos <= 11'd0;
+            a_status <= 4'd0; a_lsb_fetched <= 1'b0; a_vsel <= 1'b0; a_skip <= 1'b0;
+            a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0;
+            a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= 11'd0; lsb_pass <= 1'b0; err_a <= 1'b0;
+            fi <= 11'd0; op <= 11'd0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
+            tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
+            fk_start <= 1'b0; fk_base <= 32'd0; fk_stride <= 2'd0; sm_start <= 1'b0;
+            sm_n_update <= 1'b0;
+            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= 11'd0;
             dbg_h <= 1'b0; dbg_nq <= 11'd0;
+            bstate <= B_IDLE;
+            b_job_id <= 16'd0; b_head_id <= 5'd0; b_vbits <= 4'd0; b_vbase <= 32'd0;
+            b_acc_tok <= 1'b0; b_acc_head <= 1'b0; b_vsel <= 1'b0; bbank <= 1'b0;
+            r_status <= 4'd0; r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
+            r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
+            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= 11'd0; op_b <= 11'd0;
+            clr_pipe_b <= 1'b0; fv_start <= 1'b0;
+            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= 11'd0;
         end else begin
+            // ============================================================ stage A
             tk_start <= 1'b0;
-            f_start <= 1'b0;
+            fk_start <= 1'b0;
             sm_start <= 1'b0;
+            sm_n_update <= 1'b0;
             clr_pipe <= 1'b0;
-            cyc <= cyc + 32'd1;
-            // stage register (both passes)
+            a_cyc <= a_cyc + 32'd1;
+            // K stage register
             if (cap) begin
                 s_valid <= 1'b1;
                 s_codes <= u_codes;
                 s_pos <= op;
-                s_prob <= pbuf[op_pos];
                 op <= op + 11'd1;
-            end else if (s_valid && down_ready) begin
+            end else if (s_valid && dp_in_ready) begin
                 s_valid <= 1'b0;
             end
-            if (f_idx_valid && f_idx_ready) fi <= fi + 11'd1;
-            // end of a fetch (any pass): count its beats; an AXI error drops the pass's data
-            // and ends the job (a K pass ends once the softmax has drained, below)
-            if (in_pass && f_done) begin
-                r_beats <= r_beats + f_beats;
-                if (f_error != 2'd0) begin
-                    err <= 1'b1;
+            if (fk_idx_valid && fk_idx_ready) fi <= fi + 11'd1;
+            // end of a K fetch: count its beats; an AXI error drops the pass's data and ends
+            // the job once the softmax has drained (below)
+            if (in_kpass && fk_done) begin
+                a_beats <= a_beats + fk_beats;
+                if (fk_error != 2'd0) begin
+                    err_a <= 1'b1;
                     clr_pipe <= 1'b1;
                     s_valid <= 1'b0;
-                    r_status <= (f_error == 2'd3) ? 4'd8 : 4'd7;
-                    if (state == S_V) state <= S_NEXT;
+                    a_status <= (fk_error == 2'd3) ? 4'd8 : 4'd7;
                 end
             end
             case (state)
                 S_IDLE: if (dbg_req) begin
-                    dbg_h <= dbg_heads;
-                    dbg_nq <= dbg_n;
-                    state <= S_DBG_SCAN;
+                    if (b_empty) begin  // the readback sees every accepted job finished
+                        dbg_h <= dbg_heads;
+                        dbg_nq <= dbg_n;
+                        state <= S_DBG_SCAN;
+                    end
                 end else if (desc_valid) begin
                     desc <= desc_data;
-                    cyc <= 32'd1;
+                    a_cyc <= 32'd1;
                     state <= S_CHECK;
                 end
                 S_CHECK: begin
-                    r_status <= v_status;
-                    r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-                    r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0;
-                    r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
-                    if (v_status != 4'd0) state <= S_NEXT;
+                    a_status <= v_status;
+                    a_lsb_fetched <= 1'b0; a_max_msb <= 16'd0; a_max <= 16'd0;
+                    a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0; a_vsel <= 1'b0;
+                    a_skip <= 1'b0; keys_done <= 1'b0; lsb_pass <= 1'b0;
+                    if (v_status != 4'd0) begin a_skip <= 1'b1; state <= S_HAND; end
+                    else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 11)
                     else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
                         state <= S_CLR;
                     else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
@@ -584,15 +754,28 @@ module spatten_core #(
                 end
                 S_PR_COLLECT: begin
                     if (ps_scan_valid) cnt <= cnt + 11'd1;
+                    if (key_collect && ps_scan_valid && cnt == 11'd0) begin
+                        // first key: start the K MSB fetch and the softmax (S_PASS_START's
+                        // work; the softmax gets its n when the scan ends)
+                        fk_start <= 1'b1;
+                        sm_start <= 1'b1;
+                        fk_base <= d_kmsb;
+                        fk_stride <= stride_of(d_msb);
+                        clr_pipe <= 1'b1;
+                        s_valid <= 1'b0;
+                        fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                    end
                     if (ps_scan_done) begin
                         if (pr_mode == 2'd2) begin
-                            r_m <= ps_scan_count;
+                            a_m <= ps_scan_count;
                             if (ps_scan_count == 11'd0) begin
-                                r_status <= 4'd2;
-                                state <= S_NEXT;
+                                a_status <= 4'd2;
+                                a_skip <= 1'b1;
+                                state <= S_HAND;
                             end else begin
-                                pass <= 2'd0;
-                                state <= S_PASS_START;
+                                keys_done <= 1'b1;
+                                sm_n_update <= 1'b1;  // n = a_m, in the next cycle
+                                state <= S_PASS;
                             end
                         end else if (keep_n >= ps_scan_count) begin
                             if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
@@ -614,90 +797,66 @@ module spatten_core #(
                 end
                 S_HEADCHK: if (ps_op_ready) begin
                     if (!ps_head_kept) begin
-                        r_status <= 4'd1;
-                        state <= S_NEXT;
+                        a_status <= 4'd1;
+                        a_skip <= 1'b1;
+                        state <= S_HAND;
                     end else begin
                         pr_mode <= 2'd2;
                         state <= S_PR_SCAN;
                     end
                 end
-                S_PASS_START: begin  // start the fetch of `pass` (K MSB, K LSB or V)
-                    f_start <= 1'b1;
-                    f_base <= (pass == 2'd0) ? d_kmsb : (pass == 2'd1) ? d_klsb : d_vbase;
-                    f_stride <= stride_of((pass == 2'd0) ? d_msb :
-                                          (pass == 2'd1) ? d_lsb : d_vbits);
-                    sm_start <= (pass != 2'd2);
+                S_PASS_START: begin  // start the K fetch of this pass (MSB or LSB plane)
+                    fk_start <= 1'b1;
+                    fk_base <= lsb_pass ? d_klsb : d_kmsb;
+                    fk_stride <= stride_of(lsb_pass ? d_lsb : d_msb);
+                    sm_start <= 1'b1;
                     clr_pipe <= 1'b1;
                     s_valid <= 1'b0;
-                    fi <= 11'd0; op <= 11'd0; err <= 1'b0;
-                    state <= (pass == 2'd2) ? S_V : S_PASS;
+                    fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                    state <= S_PASS;
                 end
                 S_PASS: begin
                     if (sm_done) begin
-                        if (err || (f_done && f_error != 2'd0)) begin
-                            state <= S_NEXT;  // r_status already set (fetch ends first)
-                        end else if (pass == 2'd0) begin
-                            r_max_msb <= sm_max_prob;
-                            r_max <= sm_max_prob;
+                        if (err_a || (fk_done && fk_error != 2'd0)) begin
+                            a_skip <= 1'b1;  // a_status already set (fetch ends first)
+                            state <= S_HAND;
+                        end else if (!lsb_pass) begin
+                            a_max_msb <= sm_max_prob;
+                            a_max <= sm_max_prob;
                             if (d_lsb != 4'd0 && sm_max_prob < d_thresh) begin
-                                pass <= 2'd1;
-                                r_lsb_fetched <= 1'b1;
+                                lsb_pass <= 1'b1;
+                                a_lsb_fetched <= 1'b1;
                                 state <= S_PASS_START;
                             end else state <= S_VSEL;
                         end else begin
-                            r_max <= sm_max_prob;
+                            a_max <= sm_max_prob;
                             state <= S_VSEL;
                         end
                     end
                 end
                 S_VSEL: begin
                     cnt <= 11'd0;
-                    if (d_v_topk != 11'd0 && d_v_topk < r_m) begin
-                        vsel <= 1'b1;
-                        r_nv <= d_v_topk;
+                    if (d_v_topk != 11'd0 && d_v_topk < a_m) begin
+                        a_vsel <= 1'b1;
+                        a_nv <= d_v_topk;
                         tk_start <= 1'b1;
-                        tk_n <= r_m;
+                        tk_n <= a_m;
                         tk_k <= d_v_topk;
                         state <= S_VSEL_RUN;
                     end else begin
-                        vsel <= 1'b0;
-                        r_nv <= r_m;
-                        pass <= 2'd2;
-                        state <= S_PASS_START;
+                        a_vsel <= 1'b0;
+                        a_nv <= a_m;
+                        state <= S_HAND;
                     end
                 end
                 S_VSEL_RUN: begin
                     if (tk_out_valid) cnt <= cnt + 11'd1;
-                    if (tk_done) begin
-                        pass <= 2'd2;
-                        state <= S_PASS_START;
-                    end
+                    if (tk_done) state <= S_HAND;
                 end
-                S_V: begin
-                    if (pv_out_valid && !err) begin
-                        r_out <= pv_out;
-                        r_abs <= pv_abs;
-                        op <= 11'd0;
-                        state <= S_ACC_T;
-                    end
+                S_HAND: if (b_empty) begin  // hand the job to stage B; take the other bank
+                    abank <= ~abank;
+                    state <= S_IDLE;
                 end
-                S_ACC_T: begin
-                    if (!d_acc_tok || (ps_tacc_ready && op == r_m - 11'd1)) state <= S_ACC_H;
-                    if (ps_tacc_valid && ps_tacc_ready) op <= op + 11'd1;
-                end
-                S_ACC_H: if (!d_acc_head || ps_hacc_ready) state <= S_NEXT;
-                S_NEXT: begin
-                    if (r_status >= 4'd7) begin
-                        r_out <= {D*16{1'b0}};
-                        r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-                        r_m <= 11'd0; r_nv <= 11'd0;
-                    end else if (r_status != 4'd0) begin
-                        r_m <= 11'd0; r_nv <= 11'd0;
-                    end
-                    r_cycles <= cyc;
-                    state <= S_RESULT;
-                end
-                S_RESULT: if (res_ready) state <= S_IDLE;
                 S_DBG_SCAN: if (ps_op_ready) state <= S_DBG_COL;
                 S_DBG_COL: begin
                     if ((dbg_take && (dbg_pos == 5'd31 || ps_scan_last)) || ps_scan_done)
@@ -706,6 +865,78 @@ module spatten_core #(
                 S_DBG_OUT: if (dbg_ready) state <= dbg_win_last ? S_DBG_END : S_DBG_COL;
                 S_DBG_END: if (!dbg_req) state <= S_IDLE;
                 default: state <= S_IDLE;
+            endcase
+
+            // ============================================================ stage B
+            fv_start <= 1'b0;
+            clr_pipe_b <= 1'b0;
+            b_cyc <= b_cyc + 32'd1;
+            // V stage register
+            if (cap_v) begin
+                vs_valid <= 1'b1;
+                vs_codes <= uv_codes;
+                vs_pos <= op_b;
+                vs_prob <= pbuf[{bbank, op_pos_v}];
+                op_b <= op_b + 11'd1;
+            end else if (vs_valid && pv_in_ready) begin
+                vs_valid <= 1'b0;
+            end
+            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + 11'd1;
+            case (bstate)
+                B_IDLE: if (handoff) begin
+                    b_job_id <= d_job_id; b_head_id <= d_head_id; b_vbits <= d_vbits;
+                    b_vbase <= d_vbase; b_acc_tok <= d_acc_tok; b_acc_head <= d_acc_head;
+                    b_vsel <= a_vsel; bbank <= abank;
+                    r_status <= a_status; r_lsb_fetched <= a_lsb_fetched;
+                    r_max_msb <= a_max_msb; r_max <= a_max; r_m <= a_m; r_nv <= a_nv;
+                    r_beats <= a_beats; b_cyc <= a_cyc + 32'd1;
+                    r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
+                    bstate <= a_skip ? B_NEXT : B_START;
+                end
+                B_START: begin  // start the V fetch
+                    fv_start <= 1'b1;
+                    clr_pipe_b <= 1'b1;
+                    vs_valid <= 1'b0;
+                    fi_b <= 11'd0; op_b <= 11'd0; err_b <= 1'b0;
+                    bstate <= B_V;
+                end
+                B_V: begin
+                    if (pv_out_valid && !err_b) begin
+                        r_out <= pv_out;
+                        r_abs <= pv_abs;
+                        op_b <= 11'd0;
+                        bstate <= B_ACC_T;
+                    end
+                    // end of the V fetch: count its beats; an AXI error ends the job
+                    if (fv_done) begin
+                        r_beats <= r_beats + fv_beats;
+                        if (fv_error != 2'd0) begin
+                            err_b <= 1'b1;
+                            clr_pipe_b <= 1'b1;
+                            vs_valid <= 1'b0;
+                            r_status <= (fv_error == 2'd3) ? 4'd8 : 4'd7;
+                            bstate <= B_NEXT;
+                        end
+                    end
+                end
+                B_ACC_T: begin
+                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - 11'd1)) bstate <= B_ACC_H;
+                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + 11'd1;
+                end
+                B_ACC_H: if (!b_acc_head || ps_hacc_ready) bstate <= B_NEXT;
+                B_NEXT: begin
+                    if (r_status >= 4'd7) begin
+                        r_out <= {D*16{1'b0}};
+                        r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
+                        r_m <= 11'd0; r_nv <= 11'd0;
+                    end else if (r_status != 4'd0) begin
+                        r_m <= 11'd0; r_nv <= 11'd0;
+                    end
+                    r_cycles <= b_cyc;
+                    bstate <= B_RESULT;
+                end
+                B_RESULT: if (res_ready) bstate <= B_IDLE;
+                default: bstate <= B_IDLE;
             endcase
         end
     end

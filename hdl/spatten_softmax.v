@@ -13,6 +13,11 @@
 // Interface
 //   start        one-cycle pulse, taken only while !busy and 1 <= n_tokens <= L_MAX (otherwise
 //                ignored): latches n_tokens, score_mult and score_shift and raises busy.
+//   n_update     late length: in the load pass, a cycle with n_update = 1 replaces n with
+//                n_tokens (1..L_MAX, more than the scores taken so far, at the latest in the
+//                cycle that takes the new n-th score). Lets a producer start the unit before it
+//                knows n (the core's key list is still being scanned when its first scores
+//                arrive): start with n = L_MAX, update when the count is known.
 //   score_*      valid/ready stream of the n scores (30-bit two's complement) in token order;
 //                score_ready is high during the load pass only. Exactly n scores are taken.
 //   prob_*       valid/ready stream of the n probabilities in token order: prob_data (Q1.15),
@@ -44,6 +49,7 @@ module spatten_softmax #(
     // job control
     input  wire                          start,
     input  wire [$clog2(L_MAX+1)-1:0]    n_tokens,
+    input  wire                          n_update,
     input  wire [15:0]                   score_mult,
     input  wire [5:0]                    score_shift,
     output wire                          busy,
@@ -111,6 +117,7 @@ module spatten_softmax #(
     // ---------------------------------------------------------------- buffer
     wire [29:0] buf_rd_data;
     wire        score_fire = score_valid && score_ready;
+    wire [TB-1:0] n_load   = n_update ? n_tokens : n_reg;  // n of the load pass, this cycle
     wire        exp_issue  = (state == S_EXP) && (rd_cnt != n_reg);
     wire        out_move   = !prob_valid || prob_ready;   // pass 3 stages advance
     wire        out_issue  = (state == S_OUT) && (rd_cnt != n_reg) && out_move;
@@ -240,13 +247,14 @@ module spatten_softmax #(
                     end
                 end
                 S_LOAD: begin
+                    if (n_update) n_reg <= n_tokens;
                     if (score_fire) begin
                         wr_cnt <= wr_cnt + 1'b1;
                         if (wr_cnt == {TB{1'b0}} || $signed(score_data) > max_score) begin
                             max_score <= score_data;
                             max_index <= wr_cnt[AW-1:0];
                         end
-                        if (wr_cnt + 1'b1 == n_reg) begin
+                        if (wr_cnt + 1'b1 == n_load) begin
                             state <= S_EXP;
                             wr_cnt <= {TB{1'b0}};
                             rd_cnt <= {TB{1'b0}};

@@ -62,7 +62,7 @@ CORE_MODULES = (
     "spatten_core", "spatten_fetcher", "spatten_plane_unpack", "spatten_reconstruct",
     "spatten_dot_product", "spatten_softmax", "spatten_divider", "spatten_exp2",
     "spatten_exp2_lut", "spatten_topk", "spatten_topk_stage", "spatten_sdp_ram",
-    "spatten_pv_accum", "spatten_prune_state",
+    "spatten_pv_accum", "spatten_prune_state", "spatten_axi_read_arbiter",
 )
 
 

@@ -9,6 +9,10 @@ Covergroups (names in the coverage database):
   top.axi.*     per burst: latency bins (DRAM latency zero to very long), burst length, response,
                 channel.
   top.result.*  result back-pressure bins.
+  top.pipeline.* job overlap (architecture section 11): a job accepted after the previous result
+                (alone), before it (overlapped: its stage A ran beside the previous job's stage B),
+                or before it with a state change (hazard: it waited for stage B to empty); crossed
+                with the status of the overlapped job.
   top.state.*   pruning-state snapshots: importance saturation, heads pruned.
 `CoverageCollector` samples them from what the scoreboard checked and what the monitors saw and
 writes the database as XML (`<out>/func_cov.xml`) at the end of the test; `spatten-dv coverage`
@@ -165,6 +169,40 @@ def sample_burst(burst):
     pass
 
 
+PIPELINE_BINS = ["alone", "overlapped", "hazard_wait"]
+
+
+def changes_pruning_state(job) -> bool:
+    """The jobs the core holds after CHECK until stage B is empty (architecture section 11)."""
+    return bool(job.clear_tokens or job.clear_heads or job.reselect or job.imp_shift
+                or job.head_keep or job.token_keep)
+
+
+def pipeline_bin(job, accept_cycle: int, prev_result_cycle: int | None) -> str:
+    if prev_result_cycle is None or accept_cycle >= prev_result_cycle:
+        return "alone"
+    return "hazard_wait" if changes_pruning_state(job) else "overlapped"
+
+
+@coverage_section(
+    CoverPoint("top.pipeline.accept", xf=lambda kind, status: kind, bins=PIPELINE_BINS),
+    CoverPoint("top.pipeline.status", xf=lambda kind, status: status,
+               bins=["OK", "ended_in_A", "AXI_error"]),
+    CoverCross("top.pipeline.overlap_x_status",
+               items=["top.pipeline.accept", "top.pipeline.status"],
+               ign_bins=[("hazard_wait", "ended_in_A"), ("alone", "ended_in_A"),
+                         ("alone", "AXI_error"), ("hazard_wait", "AXI_error")]),
+)
+def sample_pipeline(kind, status):
+    pass
+
+
+def pipeline_status_bin(ref) -> str:
+    if ref.status == Status.OK:
+        return "OK"
+    return "AXI_error" if ref.status in (Status.AXI_SLVERR, Status.AXI_DECERR) else "ended_in_A"
+
+
 @coverage_section(
     CoverPoint("top.result.backpressure", xf=lambda r: ("0" if r.wait_cycles == 0 else "1-3"
                                                         if r.wait_cycles <= 3 else "4+"),
@@ -196,13 +234,17 @@ class CoverageCollector(uvm_component):
         self.burst_export = Forward("burst_export", self, sample_burst)
         self.result_export = Forward("result_export", self, sample_result)
         self.state_export = Forward("state_export", self, sample_state)
+        self.prev_result_cycle = None  # result cycle of the job before (pipeline bins)
 
     def on_job(self, checked) -> None:
-        desc, ref, _res = checked
+        desc, ref, res = checked
         sample_job(desc.job, ref, desc.context)
+        sample_pipeline(pipeline_bin(desc.job, desc.cycle, self.prev_result_cycle),
+                        pipeline_status_bin(ref))
+        self.prev_result_cycle = res.cycle
 
     def report_phase(self):
-        names = ["top.job", "top.axi", "top.result", "top.state"]
+        names = ["top.job", "top.axi", "top.result", "top.state", "top.pipeline"]
         parts = [f"{n[4:]} {coverage_db[n].cover_percentage:.1f} %" for n in names
                  if n in coverage_db]
         self.logger.info("functional coverage: total %.1f %% (%s)",

@@ -134,7 +134,8 @@ class SpattenTest(uvm_test):
 
             summary["functional_coverage"] = {
                 n: round(coverage_db[n].cover_percentage, 2)
-                for n in ("top", "top.job", "top.axi", "top.result", "top.state")
+                for n in ("top", "top.job", "top.axi", "top.result", "top.state",
+                          "top.pipeline")
                 if n in coverage_db}
         self.summary = summary
         self.logger.info("summary: %d jobs, %d cycles, %.1f s, %d cycles/s, %d DRAM bytes, "

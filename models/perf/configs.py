@@ -3,16 +3,46 @@
 `default` is the RTL as built (hdl/spatten_core.v, docs/architecture.md section 1): one key per
 cycle through the Q.K array (QK_MULS 64 at D = 64), one softmax lane, one value per cycle through
 prob.V (64 multipliers), a 16-comparator top-k engine, one AXI read channel of 256 bits on
-DDR4-2400R, every phase of a job in sequence.
+DDR4-2400R; jobs overlap on two job stages (front: prunes, key scan, K passes, value top-k;
+back: V pass, accumulation, result; models/perf/pipeline.py) when `overlap` is on, else one job
+at a time (the core before the overlap).
 `paper` is SpAtten's published design point: 8 keys/cycle (QK_MULS 512), 8 softmax lanes,
 512-multiplier prob.V (8 values/cycle), 16 top-k comparators, HBM2 with 8 channels. Its RTL is
-NOT built (nor is job overlap): its figures are predictions of what those widths would give with
-the same sequential job flow, labelled so wherever they are printed.
+NOT built: its figures are predictions of what those widths would give with the same job flow as
+`default` (the same `overlap`), labelled so wherever they are printed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class PipelineTiming:
+    """The pipeline's constants (cycles), settled on the RTL (docs/perf.md)."""
+
+    # hdl/spatten_core.v: A ends in HAND (1 cycle when B is empty: the handoff), B starts with
+    # B_START the cycle after; A is IDLE then and accepts the next descriptor (desc_valid
+    # waiting); B is empty (B_IDLE) the cycle after its result is taken; a hazard job loops in
+    # CHECK until B is empty and goes on the cycle after.
+    handoff: float = 1.0  # the handoff cycle (HAND) -> B's first cycle: HAND counts in cycles
+    accept: float = 1.0  # the handoff cycle -> the next descriptor accepted
+    b_free: float = 1.0  # the result taken -> B can take the next job (B_IDLE)
+    hazard: float = 2.0  # the result taken -> a waiting hazard job's next phase
+    # fitted on the RTL's spans and latencies (docs/perf.md "Agreement"): two streams
+    # interleaving on one DDR4 channel cost 10 % more DRAM time (row conflicts between the K
+    # and V planes' rows), and the V fetch gets 40 % of it: each fetcher keeps up to 8 bursts
+    # in flight, the V fetcher's AR priority only breaks same-cycle ties, and the controller's
+    # row-hit-first scheduling favours the K stream (runs of kept keys) over the V stream (the
+    # selected values, sparser)
+    contention: float = 0.1  # extra DRAM time of two interleaved fetch streams (share)
+    v_share: float = 0.4  # the V fetch's share of a saturated channel
+
+
+TIMING = PipelineTiming()
+# The RTL overlaps jobs (hdl/spatten_core.v): the configurations' default job flow. Switched on
+# once the pipeline constants were settled on the RTL (docs/perf.md "Job overlap").
+CORE_OVERLAPS = True
 
 
 @dataclass(frozen=True)
@@ -29,11 +59,13 @@ class PerfConfig:
     max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
     # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
     built: bool = True  # False: no RTL of this configuration (a prediction)
+    overlap: bool = CORE_OVERLAPS  # two job stages (models/perf/pipeline.py); False: sequential
+    timing: PipelineTiming | None = None  # the pipeline constants (None: TIMING)
 
     @property
     def label(self) -> str:
-        what = "today's sequential RTL" if self.built else (
-            "design-space PREDICTION (no RTL of this configuration, no job overlap)")
+        what = "today's RTL" if self.built else (
+            "design-space PREDICTION (no RTL of this configuration)")
         return (f"{self.name}: {self.keys_per_cycle} key(s)/cycle, {self.softmax_lanes} softmax "
                 f"lane(s), {self.values_per_cycle} value(s)/cycle, {self.topk_comparators} top-k "
                 f"comparators, {self.dram} x {self.channels} channel(s) - {what}")

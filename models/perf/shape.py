@@ -34,7 +34,7 @@ class JobShape:
     label: str
     status: int
     n_tokens: int
-    clear: bool  # clear_tokens or clear_heads
+    clear: bool  # the CLR state runs: clear_tokens, clear_heads, reselect or imp_shift != 0
     head_prune: Prune | None
     token_prune: Prune | None
     keys: np.ndarray  # kept token indices (ascending): the K fetch
@@ -48,6 +48,9 @@ class JobShape:
     k_lsb_base: int
     v_base: int
     acc_tokens: bool
+    # changes the pruning state (a clear, reselect, rescale or prune): in the pipelined core it
+    # waits after CHECK until the back stage holds no job (models/perf/pipeline.py)
+    hazard: bool = False
 
     @property
     def n_keys(self) -> int:
@@ -71,16 +74,18 @@ def shape_of(job: Job, model: SpAttenCoreModel, memory: DramImage, step: int = 0
         token_prune = Prune(toks_before, job.token_keep)
     else:
         token_prune = None
+    clear = bool(job.clear_tokens or job.clear_heads or job.reselect or job.imp_shift)
     keys = res.keys.numpy().astype(np.int64)
     values = np.sort(res.values.numpy().astype(np.int64))
     return JobShape(step=step, label=label, status=int(res.status), n_tokens=job.n_tokens,
-                    clear=bool(job.clear_tokens or job.clear_heads), head_prune=head_prune,
+                    clear=clear, head_prune=head_prune,
                     token_prune=token_prune, keys=keys, values=values,
                     v_select=bool(job.v_topk and job.v_topk < keys.size),
                     lsb_fetched=bool(res.lsb_fetched), msb_bits=job.msb_bits,
                     lsb_bits=job.lsb_bits, v_bits=job.v_bits, k_msb_base=job.k_msb_base,
                     k_lsb_base=job.k_lsb_base, v_base=job.v_base,
-                    acc_tokens=bool(job.acc_tokens))
+                    acc_tokens=bool(job.acc_tokens),
+                    hazard=valid and (clear or bool(job.head_keep or job.token_keep)))
 
 
 def shapes_of(jobs: Iterable[tuple[Job, int, str]], memory: DramImage,

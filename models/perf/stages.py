@@ -4,11 +4,16 @@ Symbols: m kept keys, nv values fetched, K candidates of a prune scan, C top-k c
 L softmax lanes, kq keys per cycle (Q.K), kv values per cycle (prob.V), F(plane) the fetch time
 of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to the NEXT cycle.
 
-  control       CHECK 1 + CLR 1 (a clear) + HEADCHK 1 + VSEL 1 + ACC_H 1 + NEXT 1
+  control       CHECK 1 + CLR 1 (clear, reselect, rescale) + HEADCHK 1 + VSEL 1 + ACC_H 1
+                + NEXT 1
   prune (each)  PR_SCAN 1 + scan(K) [+ PR_BEGIN 1 + topk(K, keep) when keep < K]
-  key list      PR_SCAN 1 + scan(m)
+  key list      PR_SCAN 1 + scan(m) when m = 0 (NO_TOKENS); otherwise the K MSB fetch starts
+                with the list (KEY_FETCH_START cycles after PR_SCAN: first entry, fetch start)
+                and follows the scan (one key per cycle), so the list costs PR_SCAN 1 +
+                KEY_FETCH_START before the fetch
   scan(K)       K + 4 (2 when K = 0): the prune state emits one entry per cycle
-  K pass (each) PASS_START 1 + max(F(plane), m / kq) + PIPE_K + 2 m / L + SOFTMAX_TAIL
+  K pass (each) [PASS_START 1, LSB pass only] + max(F(plane), m / kq [, m: the scan, MSB])
+                + PIPE_K + 2 m / L + SOFTMAX_TAIL
                 (the softmax's load pass overlaps the fetch; its exp and output passes, n + 4
                 and n + 3 cycles, and the 42-cycle divide follow the last score)
   V select      topk(m, v_topk) when v_topk < m
@@ -26,6 +31,7 @@ of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from spatten_dv.models.descriptor import Status
 from spatten_dv.models.perf.bursts import NO_FETCH, FetchCount, count_fetch
@@ -37,6 +43,7 @@ from spatten_dv.models.perf.shape import JobShape
 PIPE_K = 6  # last beat -> score into the softmax: unpack reg, stage reg, 4 dot-product stages
 SOFTMAX_TAIL = 50  # softmax: 4 (exp pipe) + 42 (divide) + 3 (output pipe) + done
 PIPE_V = 4  # last beat -> pv_out_valid: unpack, stage, product, finishing
+KEY_FETCH_START = 5  # scan take -> 2nd key written (an entry is offered once the next exists)
 
 STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "accumulate")
 
@@ -79,40 +86,96 @@ def plane_fetch(shape: JobShape, plane: str, tx_bytes: int) -> FetchCount:
     return count_fetch(fetch_beat_addresses(base, tokens, width), tx_bytes=tx_bytes)
 
 
-def job_stages(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[dict, dict]:
-    """(cycles per stage, fetch counts per plane) of one job."""
-    cyc = dict.fromkeys(STAGES, 0.0)
+@dataclass(frozen=True)
+class Phase:
+    """One piece of a job, in the order the core runs them (models/perf/pipeline.py schedules
+    them on the two job stages).
+
+    unit: "fix" (a fixed number of cycles), "fetch" (DRAM/R-bus work shared with a fetch of the
+    other stage: `cycles` of it alone, of which a share `dram` is DRAM time and a share `beat`
+    is R-bus time) or "state" (uses the prune state: a front-stage scan, or the back stage's
+    token accumulation, which stalls while a scan runs).
+    back: True for the back stage (V pass, accumulation, NEXT), False for the front stage.
+    """
+
+    stage: str
+    cycles: float
+    back: bool = False
+    unit: str = "fix"
+    dram: float = 0.0
+    beat: float = 0.0
+
+
+def _fetch_phases(stage: str, f: FetchCount, fit: DramFit, r: int, compute: float,
+                  back: bool) -> list[Phase]:
+    """A plane's fetch: the start-up (latency, the refresh due before it) fixed, the streaming
+    (`busy` with its refresh share) shared; a consumer slower than the fetch (compute cycles)
+    adds the difference. Sum alone = max(F(plane), compute)."""
+    if f.beats == 0:
+        return [Phase(stage, compute, back)] if compute else []
+    busy = max(f.beats / r, f.transactions * fit.tx_cycles)
+    work = busy * (1 + fit.refresh_overhead)
+    total = fit.fetch_cycles(f.beats, f.transactions, r)
+    out = [Phase(stage, total - work, back),
+           Phase(stage, work, back, "fetch", f.transactions * fit.tx_cycles / busy,
+                 f.beats / r / busy)]
+    if compute > total:
+        out.append(Phase(stage, compute - total, back))
+    return out
+
+
+def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Phase], dict]:
+    """(phases in order, fetch counts per plane) of one job; the phases' cycles sum to the
+    job's sequential cycles (CHECK .. NEXT)."""
+    ph: list[Phase] = [Phase("control", 1)]  # CHECK (r_cycles starts at 1 in CHECK)
     fetch = {"k_msb": NO_FETCH, "k_lsb": NO_FETCH, "v": NO_FETCH}
-    cyc["control"] = 2  # CHECK + NEXT (r_cycles starts at 1 in CHECK)
+    next_ = Phase("control", 1, back=True)  # NEXT
     if shape.status not in (Status.OK, Status.HEAD_SKIPPED, Status.NO_TOKENS):
-        return cyc, fetch  # descriptor error: CHECK -> NEXT
+        return ph + [next_], fetch  # descriptor error: CHECK -> NEXT
     if shape.clear:
-        cyc["control"] += 1
+        ph.append(Phase("control", 1))  # CLR
     for pr in (shape.head_prune, shape.token_prune):
         if pr is None:
             continue
-        cyc["prune"] += 1 + scan_cycles(pr.candidates)
+        ph.append(Phase("prune", 1 + scan_cycles(pr.candidates), unit="state"))
         if pr.keep < pr.candidates:
-            cyc["prune"] += 1 + topk_cycles(pr.candidates, pr.keep, cfg.topk_comparators)
-    cyc["control"] += 1  # HEADCHK
+            ph.append(Phase("prune", 1 + topk_cycles(pr.candidates, pr.keep,
+                                                     cfg.topk_comparators)))
+    ph.append(Phase("control", 1))  # HEADCHK
     if shape.status == Status.HEAD_SKIPPED:
-        return cyc, fetch
+        return ph + [next_], fetch
     m, nv = shape.n_keys, shape.n_values
-    cyc["key_scan"] = 1 + scan_cycles(m)
     if shape.status == Status.NO_TOKENS:
-        return cyc, fetch
+        return ph + [Phase("key_scan", 1 + scan_cycles(m), unit="state"), next_], fetch
+    ph.append(Phase("key_scan", 1 + KEY_FETCH_START, unit="state"))
     r = cfg.r_beats_per_cycle
     planes = ["k_msb"] + (["k_lsb"] if shape.lsb_fetched else [])
     for plane in planes:
         f = fetch[plane] = plane_fetch(shape, plane, fit.tx_bytes)
-        stream = max(fit.fetch_cycles(f.beats, f.transactions, r), m / cfg.keys_per_cycle)
-        cyc[plane] = 1 + stream + PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL
-    cyc["control"] += 1  # VSEL
+        compute = m / cfg.keys_per_cycle
+        if plane == "k_lsb":
+            ph.append(Phase(plane, 1))  # PASS_START
+        else:
+            compute = max(compute, m)  # the fetch follows the key-list scan
+        ph += _fetch_phases(plane, f, fit, r, compute, False)
+        ph.append(Phase(plane, PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL))
+    ph.append(Phase("control", 1))  # VSEL
     if shape.v_select:
-        cyc["v_select"] = topk_cycles(m, nv, cfg.topk_comparators)
+        ph.append(Phase("v_select", topk_cycles(m, nv, cfg.topk_comparators)))
     f = fetch["v"] = plane_fetch(shape, "v", fit.tx_bytes)
-    cyc["v"] = 1 + max(fit.fetch_cycles(f.beats, f.transactions, r),
-                       nv / cfg.values_per_cycle) + PIPE_V
-    cyc["accumulate"] = m if shape.acc_tokens else 1
-    cyc["control"] += 1  # ACC_H
+    ph.append(Phase("v", 1, True))  # PASS_START
+    ph += _fetch_phases("v", f, fit, r, nv / cfg.values_per_cycle, True)
+    ph.append(Phase("v", PIPE_V, True))
+    ph.append(Phase("accumulate", m, True, "state") if shape.acc_tokens
+              else Phase("accumulate", 1, True))
+    ph.append(Phase("control", 1, True))  # ACC_H
+    return ph + [next_], fetch
+
+
+def job_stages(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[dict, dict]:
+    """(cycles per stage, fetch counts per plane) of one job run alone (sequential)."""
+    phases, fetch = job_phases(shape, cfg, fit)
+    cyc = dict.fromkeys(STAGES, 0.0)
+    for p in phases:
+        cyc[p.stage] += p.cycles
     return cyc, fetch

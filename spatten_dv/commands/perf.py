@@ -3,7 +3,9 @@
 Predicts per decode step the cycles, DRAM bytes, bound ratio, stage breakdown and GOP/s of a GPT-2
 workload or a trace replay, for the `default` configuration (today's sequential RTL) or `paper`
 (a design-space prediction, no RTL), optionally sweeping one parameter (plot with --plot) or
-comparing with the RTL's per-job records (--rtl: a jobs.jsonl of `spatten-dv sim`).
+comparing with the RTL's per-job records (--rtl: a jobs.jsonl of `spatten-dv sim`). A step's
+cycles are its span (first descriptor accepted .. last result taken), jobs overlapping on the
+core's two job stages unless --no-overlap.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ SWEEPS = ("channels", "multipliers", "lanes", "comparators")
 RTL_GROUPS = {"passes": ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_v"),
               "topk": ("cyc_topk",), "control": ("cyc_ctrl",)}
 MODEL_GROUPS = {"passes": ("k_msb", "k_lsb", "v"), "topk": ("prune", "v_select"),
-                "control": ("control", "key_scan", "accumulate")}
+                "control": ("control", "key_scan", "accumulate", "wait")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dram", help="DRAM preset (DDR4_2400R, DDR4_3200AA, HBM2_2000Mbps) or "
                    "ideal; default: the configuration's")
     p.add_argument("--channels", type=int, help="AXI read channels = DRAM channels")
+    p.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=None,
+                   help="jobs overlap on the core's two job stages (default: the "
+                   "configuration's); --no-overlap: one job at a time (the sequential core)")
     p.add_argument("--steps", help="steps selection: N, A:B (half-open) or a,b")
     p.add_argument("--layers", help="layers selection")
     p.add_argument("--heads", help="heads selection (traces only)")
@@ -86,6 +91,8 @@ def configs(args) -> list:
             if args.channels not in (1, 2, 4, 8, 16):
                 raise UserError(f"--channels {args.channels}: must be 1, 2, 4, 8 or 16")
             cfg = cfg.with_(channels=args.channels)
+        if args.overlap is not None:
+            cfg = cfg.with_(overlap=args.overlap)
         out.append(cfg)
     return out
 
@@ -130,7 +137,8 @@ def swept(cfg, name: str, value: int):
 
 
 def rtl_steps(path: Path) -> dict[int, dict]:
-    """Per step of a jobs.jsonl: jobs, cycles (sum of the jobs' r_cycles), beats."""
+    """Per step of a jobs.jsonl: jobs, latency (sum of the jobs' r_cycles), beats, span (first
+    accept .. last result, when the records have those cycles: None otherwise)."""
     if path.is_dir():
         found = sorted(path.rglob("jobs.jsonl"))
         if not found:
@@ -144,16 +152,26 @@ def rtl_steps(path: Path) -> dict[int, dict]:
     for i, line in enumerate(lines, 1):
         try:
             r = json.loads(line)
-            s = steps.setdefault(int(r["step"]), dict(jobs=0, cycles=0, beats=0))
+            s = steps.setdefault(int(r["step"]), dict(jobs=0, latency=0, beats=0, first=None,
+                                                      last=None, span=True))
             s["jobs"] += 1
-            s["cycles"] += int(r["cycles"])
+            s["latency"] += int(r["cycles"])
             s["beats"] += int(r["beats"])
+            if "accept_cycle" in r and "result_cycle" in r:
+                a, b = int(r["accept_cycle"]), int(r["result_cycle"])
+                s["first"] = a if s["first"] is None else min(s["first"], a)
+                s["last"] = b if s["last"] is None else max(s["last"], b)
+            else:
+                s["span"] = False
             for group, counters in RTL_GROUPS.items():  # the RTL's stage counters, if any
                 if all(c in r for c in counters):
                     s[group] = s.get(group, 0) + sum(int(r[c]) for c in counters)
         except (ValueError, KeyError, TypeError):
             raise UserError(f"--rtl {path}: line {i} is not a replay job record (step, "
                             "cycles, beats)") from None
+    for s in steps.values():
+        first, last = s.pop("first"), s.pop("last")
+        s["span"] = last - first + 1 if s["span"] else None
     return steps
 
 
@@ -166,26 +184,31 @@ def _fmt_ratio(x: float) -> str:
 def report(cfg, steps: dict, fit, is_workload: bool) -> tuple[list[str], dict]:
     from spatten_dv.models.perf.stages import STAGES
 
-    lines = [f"config {cfg.label}",
+    flow = ("jobs overlap on two job stages" if cfg.overlap else "one job at a time")
+    lines = [f"config {cfg.label}; {flow}",
              f"  DRAM fit: latency {fit.latency:.0f} cycles, {fit.tx_cycles:.3f} cycles per "
              f"{fit.tx_bytes} B transaction, peak {fit.peak_bytes_per_cycle:g} B/cycle"]
     lines.append(f"  {'step':>5} {'jobs':>5} {'keys':>7} {'values':>7} {'DRAM MB':>8} "
-                 f"{'cycles':>10} {'bound':>6} {'GOP/s@1GHz':>11}")
-    total_c = total_ops = total_b = 0
-    stage_tot = dict.fromkeys(STAGES, 0.0)
+                 f"{'cycles':>10} {'job sum':>10} {'bound':>6} {'GOP/s@1GHz':>11}")
+    total_c = total_ops = total_b = total_lat = 0
+    stage_tot = dict.fromkeys(STAGES + ("wait",), 0.0)
     for s in steps.values():
         lines.append(f"  {s.step:>5} {s.jobs:>5} {s.keys:>7} {s.values:>7} {s.bytes / 1e6:>8.3f} "
-                     f"{s.cycles:>10.0f} {_fmt_ratio(s.bound_ratio(fit.peak_bytes_per_cycle)):>6} "
+                     f"{s.cycles:>10.0f} {s.latency:>10.0f} "
+                     f"{_fmt_ratio(s.bound_ratio(fit.peak_bytes_per_cycle)):>6} "
                      f"{s.gops_at_1ghz:>11.2f}")
         total_c += s.cycles
+        total_lat += s.latency
         total_ops += s.ops
         total_b += s.bytes
         for k, v in s.stages.items():
             stage_tot[k] += v
     n = max(len(steps), 1)
-    share = ", ".join(f"{k} {100 * v / total_c:.1f}%" for k, v in stage_tot.items()
-                      if v and total_c)
-    lines.append(f"  stages: {share}")
+    share = ", ".join(f"{k} {100 * v / total_lat:.1f}%" for k, v in stage_tot.items()
+                      if v and total_lat)
+    lines.append("  cycles: a step's span (first accept .. last result); job sum: the sum of its "
+                 "jobs' latencies (cycles fields)")
+    lines.append(f"  stages (share of the jobs' latencies): {share}")
     per = "generated token" if is_workload else "decode step"
     gops = total_ops / total_c if total_c else 0.0
     bound = (total_c / (total_b / fit.peak_bytes_per_cycle)
@@ -197,12 +220,14 @@ def report(cfg, steps: dict, fit, is_workload: bool) -> tuple[list[str], dict]:
                "channels": cfg.channels, "predicted_rtl": cfg.built,
                "fit": {"latency": fit.latency, "tx_cycles": fit.tx_cycles,
                        "tx_bytes": fit.tx_bytes, "peak_bytes_per_cycle": fit.peak_bytes_per_cycle},
+               "overlap": cfg.overlap,
                "cycles_per_step": total_c / n, "gops_at_1ghz": gops,
                "bound_ratio": None if math.isnan(bound) else bound,
                "stages": stage_tot,
                "steps": {str(s.step): {"jobs": s.jobs, "keys": s.keys, "values": s.values,
                                        "bytes": s.bytes, "cycles": s.cycles,
-                                       "ops": s.ops} for s in steps.values()}}
+                                       "job_cycles_sum": s.latency, "ops": s.ops}
+                         for s in steps.values()}}
     return lines, summary
 
 
@@ -262,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
               f"calibration {t_fit:.1f} s, once per preset and channel count)")
         if rtl is not None:
             print(f"  vs RTL ({args.rtl}): {'step':>5} {'RTL cycles':>11} {'model':>11} "
-                  f"{'error':>7}")
+                  f"{'error':>7} (span: first accept .. last result; job sum: records "
+                  "without accept/result cycles)")
             agreement = {}
             for k, s in steps.items():
                 if k not in rtl:
@@ -271,16 +297,20 @@ def run(args: argparse.Namespace) -> int:
                 if r["jobs"] != s.jobs:
                     raise UserError(f"--rtl: step {k} has {r['jobs']} RTL jobs, the selection "
                                     f"{s.jobs}: run perf on the same steps/layers/heads")
-                err = 100 * (s.cycles / r["cycles"] - 1)
-                agreement[str(k)] = {"rtl": r["cycles"], "model": s.cycles, "error_pct": err}
+                # the span when the records have accept/result cycles, else the jobs' sum
+                what, rc, mc = (("span", r["span"], s.cycles) if r["span"] is not None
+                                else ("job sum", r["latency"], s.latency))
+                err = 100 * (mc / rc - 1)
+                agreement[str(k)] = {"compared": what, "rtl": rc, "model": mc,
+                                     "error_pct": err}
                 groups = {g: (r[g], sum(s.stages[m] for m in MODEL_GROUPS[g]))
                           for g in RTL_GROUPS if g in r}
                 if groups:
                     agreement[str(k)]["stages_rtl_model"] = groups
                 split = "; ".join(f"{g} {a} / {b:.0f}" for g, (a, b) in groups.items())
-                print(f"  {'':>{len(str(args.rtl)) + 11}}{k:>5} {r['cycles']:>11} "
-                      f"{s.cycles:>11.0f} {err:>+6.2f}%" + (f"   stages RTL / model: {split}"
-                                                           if split else ""))
+                print(f"  {'':>{len(str(args.rtl)) + 11}}{k:>5} {rc:>11} "
+                      f"{mc:>11.0f} {err:>+6.2f}% ({what})" + (
+                          f"   stages RTL / model: {split}" if split else ""))
             summary["rtl_agreement"] = agreement
         if sweep:
             name, vals = sweep

@@ -37,6 +37,7 @@ async def reset(dut):
     dut.rst_n.value = 0
     dut.start.value = 0
     dut.n_tokens.value = 0
+    dut.n_update.value = 0
     dut.score_mult.value = 0
     dut.score_shift.value = 0
     dut.score_valid.value = 0
@@ -48,11 +49,14 @@ async def reset(dut):
     await RisingEdge(dut.clk)
 
 
-async def run_job(dut, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0):
-    """Run one softmax; return (probs [(index, value, last)], stats dict, start-to-done cycles)."""
+async def run_job(dut, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0, late_at=None):
+    """Run one softmax; return (probs [(index, value, last)], stats dict, start-to-done cycles).
+    late_at: start with n = L_MAX and give the real n with n_update in the first cycle in which
+    `late_at` scores have been taken (0 <= late_at < n)."""
     n = len(scores)
     assert not int(dut.busy.value), "unit busy before start"
-    dut.n_tokens.value = n
+    dut.n_tokens.value = n if late_at is None else L_MAX
+    updated = late_at is None
     dut.score_mult.value = mult
     dut.score_shift.value = shift
     sent, cycle = 0, 0
@@ -60,6 +64,11 @@ async def run_job(dut, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0)
     max_cycles = 10 * n / min(valid_prob, ready_prob) + 500
     while True:
         dut.start.value = int(cycle == 0)
+        update = not updated and cycle > 0 and sent == late_at
+        dut.n_update.value = int(update)
+        if update:
+            dut.n_tokens.value = n
+            updated = True
         offer = sent < n and rng.random() < valid_prob
         dut.score_valid.value = int(offer)
         # data of the next score when offered, garbage otherwise (must not be taken)
@@ -101,6 +110,7 @@ async def run_job(dut, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0)
     }
     await RisingEdge(dut.clk)
     dut.start.value = 0
+    dut.n_update.value = 0
     dut.score_valid.value = 0
     return probs, stats, cycle
 
@@ -246,3 +256,20 @@ async def softmax_ignores_bad_start(dut):
             assert not int(dut.score_ready.value), f"n={n}: score_ready high"
             await RisingEdge(dut.clk)
     dut.score_valid.value = 0
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def softmax_late_length(dut):
+    """Started with n = L_MAX, the real n given by n_update after 0 .. n-1 scores (n-1: in the
+    cycle that may take the n-th score): the same probabilities and statistics as with n at
+    start, under back-pressure."""
+    rng = random.Random(cocotb.RANDOM_SEED + 3)
+    g = torch.Generator().manual_seed((cocotb.RANDOM_SEED + 3) % (1 << 63))
+    await reset(dut)
+    for n in (1, 2, 37, 300):
+        for late_at in sorted({0, n - 1, rng.randrange(n)}):
+            scores, mult, shift, name = realistic_job(rng, g, n)
+            valid_prob, ready_prob = rng.choice((1.0, 0.6)), rng.choice((1.0, 0.5))
+            probs, stats, _ = await run_job(dut, rng, scores, mult, shift, valid_prob,
+                                            ready_prob, late_at=late_at)
+            check(f"{name} (n given after {late_at} scores)", scores, mult, shift, probs, stats)

@@ -34,3 +34,18 @@ def test_measured_jobs_match_the_model_shapes():
         beats = sum(plane_fetch(s, p, 64).beats for p in ("k_msb", "v")) + (
             plane_fetch(s, "k_lsb", 64).beats if s.lsb_fetched else 0)
         assert (rec["keys"], rec["values"], rec["beats"]) == (s.n_keys, s.n_values, beats)
+
+
+def test_fit_grid_reproduces_the_agreement_of_the_fitted_constants():
+    from spatten_dv.models.perf.configs import TIMING
+    from spatten_dv.models.perf.measured import fit_sharing
+
+    name = "prose_s7"  # one step, 9 jobs, measured on the pipelined core
+    assert TABLE[name]["core"] == "pipelined"
+    rows = fit_sharing({name: TABLE[name]}, (TIMING.contention,), (TIMING.v_share, 1.0))
+    assert len(rows) == 2
+    fitted = next(r for r in rows if r[1] == TIMING.v_share)
+    ((_, _, _, err),) = agreement(name, TABLE)
+    assert fitted[2] == pytest.approx(abs(err)) and fitted[3] == pytest.approx(abs(err))
+    other = next(r for r in rows if r[1] == 1.0)
+    assert other[4] != fitted[4]  # the V share changes the jobs' latencies

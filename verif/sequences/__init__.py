@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spatten_dv.verif.sequences.corners import CornersSeq, ProbeSeq, SaturationSeq
 from spatten_dv.verif.sequences.errors import ErrorsSeq
+from spatten_dv.verif.sequences.overlap import OverlapSeq
 from spatten_dv.verif.sequences.random_jobs import BackToBackSeq, RandomJobsSeq
 from spatten_dv.verif.sequences.reselect import ReselectSeq
 from spatten_dv.verif.sequences.trace_replay import TraceReplaySeq
@@ -19,4 +20,5 @@ SEQUENCES = {
     "saturation": SaturationSeq,
     "probe": ProbeSeq,
     "reselect": ReselectSeq,
+    "overlap": OverlapSeq,
 }
