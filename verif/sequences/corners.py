@@ -15,8 +15,9 @@ from spatten_dv.verif.sequences.base import JobSequence
 
 
 class CornersSeq(JobSequence):
-    def head(self, n: int, widths=(12, 0, 12), spread: float = 300.0, private=False):
-        k12, v12 = self.rand12(n, spread), self.rand12(n, 500)
+    def head(self, n: int, widths=(12, 0, 12), spread: float = 300.0, private=False,
+             v_scale: float = 500.0):
+        k12, v12 = self.rand12(n, spread), self.rand12(n, v_scale)
         place = self.alloc.place_private if private else self.alloc.place
         pb = place(k12, v12, *widths)
         mult, shift = score_scale(spread * spread * 1e-5)

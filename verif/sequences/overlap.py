@@ -21,20 +21,10 @@ readback after every state-changing job keeps the jobs apart.
 from __future__ import annotations
 
 from spatten_dv.models.descriptor import Job
-from spatten_dv.models.softmax import score_scale
-from spatten_dv.verif.sequences.base import JobSequence
+from spatten_dv.verif.sequences.corners import CornersSeq
 
 
-class OverlapSeq(JobSequence):
-    def head(self, n: int, widths=(12, 0, 12), v_scale: float = 500.0, spread: float = 300.0):
-        k12, v12 = self.rand12(n, spread), self.rand12(n, v_scale)
-        pb = self.alloc.place(k12, v12, *widths)
-        mult, shift = score_scale(spread * spread * 1e-5)
-        return dict(query=self.rand12(1, spread)[0], n_tokens=n, k_msb_base=pb.k_msb_base,
-                    k_lsb_base=pb.k_lsb_base, v_base=pb.v_base, msb_bits=widths[0],
-                    lsb_bits=widths[1], v_bits=widths[2], score_mult=mult, score_shift=shift,
-                    params=self.params)
-
+class OverlapSeq(CornersSeq):
     async def job(self, label: str, n: int = 200, **kw) -> None:
         head_kw = {k: kw.pop(k) for k in ("widths", "v_scale") if k in kw}
         await self.send(Job(**self.head(n, **head_kw), **kw), f"overlap: {label}")
