@@ -2,9 +2,10 @@
 
 `PlaneAllocator.place()` writes a head's three planes (models/layout.py write_head) into the
 shared DramImage. Addresses come from a ring of slots: a slot is written again only after
-`slots` more placements, and the core runs one job at a time with at most one more descriptor
-waiting, so a job's planes are never overwritten while the core or the scoreboard can still
-read them (slots >= 4 is ample). Each slot holds L_MAX tokens of 12-bit planes.
+`slots` more placements, and at most four placed jobs are live at once (the core's two job
+stages, docs/architecture.md section 11, one descriptor offered and one placed by a sequence
+blocked in start_item), so a job's planes are never overwritten while the core or the
+scoreboard can still read them (slots >= 5; 8 by default). Each slot holds L_MAX tokens of 12-bit planes.
 """
 
 from __future__ import annotations
