@@ -5,7 +5,8 @@ shared DramImage. Addresses come from a ring of slots: a slot is written again o
 `slots` more placements, and at most four placed jobs are live at once (the core's two job
 stages, docs/architecture.md section 11, one descriptor offered and one placed by a sequence
 blocked in start_item), so a job's planes are never overwritten while the core or the
-scoreboard can still read them (slots >= 5; 8 by default). Each slot holds L_MAX tokens of 12-bit planes.
+scoreboard can still read them (slots >= 5; 8 by default). Each slot holds L_MAX tokens of
+12-bit planes.
 """
 
 from __future__ import annotations
