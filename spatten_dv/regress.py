@@ -143,6 +143,12 @@ def _progress(folder: Path, label: str, stop: threading.Event) -> None:
         print("\r" + " " * len(last) + "\r", end="", flush=True)
 
 
+def build_parameters(spec: TestSpec, knobs: dict | None = None) -> dict:
+    """Verilog parameters of the core a run needs: N_CH from the test's knobs, overridden by
+    the run's (e.g. `spatten-dv sim --channels 2`), so the environment and the DUT agree."""
+    return {"N_CH": int(dict(spec.knobs, **(knobs or {})).get("channels", 1))}
+
+
 def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool = False,
             coverage: bool = False, knobs: dict | None = None,
             progress: bool = True, hdl_dir: Path | None = None,
@@ -169,7 +175,7 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     try:
         run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES, hdl_dir=hdl_dir),
                    test_module="spatten_dv.verif.uvm_tests", testcase=spec.test,
-                   simulator=simulator, parameters={"N_CH": spec.channels},
+                   simulator=simulator, parameters=build_parameters(spec, knobs),
                    extra_env=extra_env, seed=seed, waves=waves, work_dir=folder,
                    extra_build_args=COVERAGE_BUILD_ARGS if coverage else (),
                    build_tag=build_tag, fast=fast and not coverage)

@@ -9,7 +9,7 @@ from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import Job
 from spatten_dv.models.layout import write_head
 from spatten_dv.models.memory import DramImage
-from spatten_dv.regress import load_tiers, make_plan, stage_split
+from spatten_dv.regress import TestSpec, build_parameters, load_tiers, make_plan, stage_split
 from spatten_dv.verif.config import ConfigError, EnvConfig
 from spatten_dv.verif.descriptor_agent import job_from_packed
 from spatten_dv.verif.scoreboard import compare_fields, expected_fields
@@ -133,3 +133,14 @@ def test_stage_split_names_the_bounding_stage():
                                    "topk 5% v 5% ctrl 10%")
     assert stage_split(dict(counts, cyc_softmax=90)).startswith("bound by softmax:")
     assert stage_split({}) == ""
+
+
+def test_build_parameters_follow_the_run_knobs():
+    """`spatten-dv sim --sequence ... --channels 2` builds the core with N_CH = 2 (it built
+    N_CH = 1 while the environment expected 2: every such run failed at start-up)."""
+    adhoc = TestSpec(name="x", sequences="random", tier="adhoc")
+    assert build_parameters(adhoc) == {"N_CH": 1}
+    assert build_parameters(adhoc, {"channels": "2"}) == {"N_CH": 2}
+    tiered = TestSpec(name="y", sequences="random", knobs={"channels": 4})
+    assert build_parameters(tiered) == {"N_CH": 4}
+    assert build_parameters(tiered, {"channels": 8}) == {"N_CH": 8}
