@@ -175,6 +175,13 @@ class Job:
         """The descriptor as one integer, laid out by descriptor_fields()."""
         return pack_fields(self.field_values(), descriptor_fields(self.params))
 
+    @property
+    def changes_pruning_state(self) -> bool:
+        """Clears, reselect, rescale or a prune before the attention: the core holds such a
+        job after CHECK until its back stage is empty (docs/architecture.md section 11)."""
+        return bool(self.clear_tokens or self.clear_heads or self.reselect or self.imp_shift
+                    or self.head_keep or self.token_keep)
+
     def validate(self) -> Status:
         """Status.OK or the first descriptor error, in the order the core checks them."""
         p = self.params

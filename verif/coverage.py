@@ -170,18 +170,13 @@ def sample_burst(burst):
 
 
 PIPELINE_BINS = ["alone", "overlapped", "hazard_wait"]
-
-
-def changes_pruning_state(job) -> bool:
-    """The jobs the core holds after CHECK until stage B is empty (architecture section 11)."""
-    return bool(job.clear_tokens or job.clear_heads or job.reselect or job.imp_shift
-                or job.head_keep or job.token_keep)
+COVERGROUPS = ("top.job", "top.axi", "top.result", "top.state", "top.pipeline")
 
 
 def pipeline_bin(job, accept_cycle: int, prev_result_cycle: int | None) -> str:
     if prev_result_cycle is None or accept_cycle >= prev_result_cycle:
         return "alone"
-    return "hazard_wait" if changes_pruning_state(job) else "overlapped"
+    return "hazard_wait" if job.changes_pruning_state else "overlapped"
 
 
 @coverage_section(
@@ -244,7 +239,7 @@ class CoverageCollector(uvm_component):
         self.prev_result_cycle = res.cycle
 
     def report_phase(self):
-        names = ["top.job", "top.axi", "top.result", "top.state", "top.pipeline"]
+        names = list(COVERGROUPS)
         parts = [f"{n[4:]} {coverage_db[n].cover_percentage:.1f} %" for n in names
                  if n in coverage_db]
         self.logger.info("functional coverage: total %.1f %% (%s)",

@@ -32,8 +32,8 @@ def job_from_packed(word: int, params: CoreParams) -> Job:
 
 
 def changes_state(job: Job) -> bool:
-    return bool(job.clear_tokens or job.clear_heads or job.acc_tokens or job.acc_heads
-                or job.token_keep or job.head_keep or job.reselect or job.imp_shift)
+    """The job changes the pruning state (before or after its attention): read it back."""
+    return job.changes_pruning_state or bool(job.acc_tokens or job.acc_heads)
 
 
 class DescriptorDriver(uvm_driver):

@@ -132,10 +132,11 @@ class SpattenTest(uvm_test):
         if cov is not None:
             from cocotb_coverage.coverage import coverage_db
 
+            from spatten_dv.verif.coverage import COVERGROUPS
+
             summary["functional_coverage"] = {
                 n: round(coverage_db[n].cover_percentage, 2)
-                for n in ("top", "top.job", "top.axi", "top.result", "top.state",
-                          "top.pipeline")
+                for n in ("top",) + COVERGROUPS
                 if n in coverage_db}
         self.summary = summary
         self.logger.info("summary: %d jobs, %d cycles, %.1f s, %d cycles/s, %d DRAM bytes, "

@@ -85,7 +85,7 @@ def shape_of(job: Job, model: SpAttenCoreModel, memory: DramImage, step: int = 0
                     lsb_bits=job.lsb_bits, v_bits=job.v_bits, k_msb_base=job.k_msb_base,
                     k_lsb_base=job.k_lsb_base, v_base=job.v_base,
                     acc_tokens=bool(job.acc_tokens),
-                    hazard=valid and (clear or bool(job.head_keep or job.token_keep)))
+                    hazard=valid and job.changes_pruning_state)
 
 
 def shapes_of(jobs: Iterable[tuple[Job, int, str]], memory: DramImage,
