@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from spatten_dv.errors import UserError
-from spatten_dv.sim import CORE_MODULES, REPO_ROOT, SimulationFailed, hdl_sources, run_cocotb
+from spatten_dv.sim import REPO_ROOT, SimulationFailed, run_cocotb
+from spatten_dv.verif.tb_top import core_toplevel, playout
 
 TIERS_FILE = REPO_ROOT / "ci" / "tiers.yaml"
 TIER_ORDER = ("smoke", "full", "nightly")
@@ -173,7 +174,8 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     t0 = time.monotonic()
     failure = ""
     try:
-        run_cocotb(toplevel="spatten_core", sources=hdl_sources(*CORE_MODULES, hdl_dir=hdl_dir),
+        toplevel, sources = core_toplevel(playout(), hdl_dir)  # verif/tb_top.py
+        run_cocotb(toplevel=toplevel, sources=sources,
                    test_module="spatten_dv.verif.uvm_tests", testcase=spec.test,
                    simulator=simulator, parameters=build_parameters(spec, knobs),
                    extra_env=extra_env, seed=seed, waves=waves, work_dir=folder,

@@ -19,7 +19,8 @@ class AxiBurstMonitor(uvm_monitor):
         self.ap = uvm_analysis_port("ap", self)
 
     def on_burst(self, record) -> None:
-        latency = record.beat_cycles[0] - record.ar_cycle if record.beat_cycles else 0
+        first = record.first_beat_cycle  # set in both R modes (beat_cycles: see BurstRecord)
+        latency = first - record.ar_cycle if first >= 0 else 0
         self.ap.write(BurstObservation(record.channel, record.beats, latency, record.resp))
 
 

@@ -3,28 +3,60 @@
 A DUT with N read channels exposes e.g. `m_axi_arvalid[N-1:0]` and `m_axi_araddr[N*32-1:0]`.
 Several per-channel responders drive slices of the same vectors, so writes go through this
 port, which keeps the composed value of every driven vector and writes it whole.
+
+With the testbench top `spatten_core_tb` (verif/hdl/spatten_core_tb.v, recognised by its
+`tb_r_push` pin) the R channels are not on the pins: HDL FIFOs play the beats out, and the
+port gives the responders the FIFOs' push, release and completion pins instead (`playout`).
 """
 
 from __future__ import annotations
 
 
 class AxiReadPort:
-    INPUTS = ("arvalid", "araddr", "arlen", "arsize", "arburst", "rready")
-    OUTPUTS = ("arready", "rvalid", "rdata", "rresp", "rlast")
+    AR_INPUTS = ("arvalid", "araddr", "arlen", "arsize", "arburst")
+    AR_OUTPUTS = ("arready",)
+    R_INPUTS = ("rready",)
+    R_OUTPUTS = ("rvalid", "rdata", "rresp", "rlast")
+    # R playout pins of spatten_core_tb (no prefix): driven, then read back
+    PLAYOUT_OUTPUTS = ("tb_r_push", "tb_r_beats", "tb_r_extra", "tb_r_resp", "tb_r_gap",
+                       "tb_r_released", "tb_r_max_outstanding")
+    PLAYOUT_INPUTS = ("tb_r_done", "tb_r_first", "tb_r_log", "tb_ar_ready")
 
     def __init__(self, dut, prefix: str = "m_axi", channels: int = 1):
         self.dut = dut
         self.channels = channels
+        self.playout = hasattr(dut, "tb_r_push")
         self.signals = {}
-        for name in self.INPUTS + self.OUTPUTS:
-            handle = getattr(dut, f"{prefix}_{name}", None)
+        names = [(n, f"{prefix}_{n}") for n in self.AR_INPUTS + self.AR_OUTPUTS]
+        if self.playout:
+            names += [(n, n) for n in self.PLAYOUT_OUTPUTS + self.PLAYOUT_INPUTS]
+        else:
+            names += [(n, f"{prefix}_{n}") for n in self.R_INPUTS + self.R_OUTPUTS]
+        for name, pin in names:
+            handle = getattr(dut, pin, None)
             if handle is None:
-                raise AttributeError(f"{dut._name} has no signal {prefix}_{name}")
+                raise AttributeError(f"{dut._name} has no signal {pin}")
             self.signals[name] = handle
         self.width = {name: len(h) // channels for name, h in self.signals.items()}
-        self._driven = {name: 0 for name in self.OUTPUTS}
-        for name in self.OUTPUTS:
+        if self.playout:
+            outputs = self.AR_OUTPUTS + self.PLAYOUT_OUTPUTS
+        else:
+            outputs = self.AR_OUTPUTS + self.R_OUTPUTS
+        self._driven = {name: 0 for name in outputs}
+        for name in outputs:
+            if name == "tb_r_push":  # a toggle: keep its level (the FIFO adopts it at reset)
+                try:
+                    self._driven[name] = int(self.signals[name].value)
+                    continue
+                except ValueError:  # X before anything drove it: 0, before the reset
+                    pass
             self.signals[name].value = 0
+
+    def beat_bytes(self) -> int:
+        """Bytes per R beat (read after time 0: the playout top reports its bus width)."""
+        if self.playout:
+            return int(self.dut.tb_r_beat_bytes.value)
+        return self.width["rdata"] // 8
 
     def get(self, name: str, ch: int) -> int:
         if self.channels == 1:  # once or twice per beat: no slicing

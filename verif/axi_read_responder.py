@@ -6,6 +6,14 @@ its R beats are driven no earlier than the cycle their transaction's data return
 AR and R back-pressure and random extra latency; error ranges in the DramImage answer SLVERR or
 DECERR on the beats they cover. The channel sleeps on events when it has nothing to do.
 
+With the testbench top `spatten_core_tb` (the port's `playout`), the R beats are played out by
+an HDL FIFO per channel (verif/hdl/axi_r_playout.v) with the same timing, and no Python runs
+per beat: an accepted burst is pushed whole in the cycle after its AR handshake (data through
+a file, extra latency and R gaps drawn here), the DRAM target's completions release its beats
+in channel order (one pin write per transaction, in the cycle its data returns), and the
+channel wakes once per completed burst to read back the handshake cycles. With `spatten_core`
+as the top, the R loop below drives the pins beat by beat as before.
+
 cocotbext-axi's AxiSlaveRead is not used: it asks its target for one beat at a time, after the
 previous beat was sent, so it cannot keep several bursts in flight in a DRAM model, and it can
 only answer SLVERR.
@@ -13,6 +21,7 @@ only answer SLVERR.
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,13 +49,30 @@ class BurstRecord:
     ar_cycle: int
     last_beat_cycle: int = -1
     resp: int = 0
-    beat_cycles: list[int] = field(default_factory=list)  # cycle of each R handshake
+    # cycle of each R handshake (with the HDL playout: read back only when the responder keeps
+    # records, i.e. in unit tests; first_beat_cycle and last_beat_cycle are always set)
+    beat_cycles: list[int] = field(default_factory=list)
+    first_beat_cycle: int = -1
+
+
+class _TxDone:
+    """A DRAM transaction's completion tag with the HDL playout: releases the beats it holds."""
+
+    __slots__ = ("done", "responder")
+
+    def __init__(self, responder):
+        self.done = False
+        self.responder = responder
+
+    def set(self) -> None:  # called by DramTarget in the cycle the data returns
+        self.done = True
+        self.responder._release()
 
 
 @dataclass
 class _Beat:
     addr: int
-    ready: Event
+    ready: Event | _TxDone
     resp: int
     data: int
 
@@ -65,21 +91,33 @@ class AxiReadResponder:
         self.memory, self.target, self.tx_bytes = memory, target, tx_bytes
         self.knobs = knobs or ResponderKnobs()
         self.rng = random.Random(self.knobs.seed * 7919 + channel)
-        self.beat_bytes = port.width["rdata"] // 8
+        self.beat_bytes = 0  # read from the port at start()
         self.bursts: list[BurstRecord] = []
         self.keep_records = True  # off for long runs: listeners still get every record
         self._queue: deque[_Burst] = deque()
+        self._push = None  # HDL playout only: the burst to push after the next edge
+        self._file = None
         self._queued = Event()
         self._tasks = []
         self.listeners = []  # called with each BurstRecord once its last beat was taken
 
     def start(self) -> None:
-        self._tasks = [cocotb.start_soon(self._ar_loop()), cocotb.start_soon(self._r_loop())]
+        self.beat_bytes = self.port.beat_bytes()
+        if self.port.playout:
+            self._start_playout()
+            self._tasks = [cocotb.start_soon(self._ar_loop()),
+                           cocotb.start_soon(self._done_loop())]
+        else:
+            self._tasks = [cocotb.start_soon(self._ar_loop()),
+                           cocotb.start_soon(self._r_loop())]
 
     def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
         self._tasks = []
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
 
     @property
     def outstanding(self) -> int:
@@ -95,8 +133,14 @@ class AxiReadResponder:
             raise AssertionError(f"burst at {addr:#x} of {n} beats crosses a 4 KiB boundary")
         record = BurstRecord(self.ch, addr, n, self.target.cycle())
         burst = _Burst(record, extra=self.rng.randint(*self.knobs.extra_latency))
-        tx_events: dict[int, Event] = {}
         blob = self.memory.read(addr, n * size)  # one read per burst, sliced per beat
+        if self.keep_records:
+            self.bursts.append(record)
+        self._queue.append(burst)
+        if self.port.playout:
+            self._accept_playout(burst, blob, size)
+            return
+        tx_events: dict[int, Event] = {}
         for i in range(n):
             a = addr + i * size
             tx = a - a % self.tx_bytes
@@ -106,28 +150,127 @@ class AxiReadResponder:
             data = int.from_bytes(blob[i * size:(i + 1) * size], "little")
             burst.beats.append(_Beat(a, tx_events[tx], resp, data))
             record.resp = record.resp or resp
-        if self.keep_records:
-            self.bursts.append(record)
-        self._queue.append(burst)
         self._queued.set()
 
     async def _ar_loop(self) -> None:
         port, ch = self.port, self.ch
         arvalid = port.signals["arvalid"]
+        playout = port.playout
         while True:
             if not port.get("arvalid", ch):
                 port.set("arready", ch, 0)
                 await ValueChange(arvalid)  # sleep until some channel's ARVALID moves
                 continue
-            room = len(self._queue) < self.knobs.max_outstanding
+            # With the HDL playout the FIFO holds arready back while max_outstanding bursts
+            # are in flight (it knows in the cycle after a last beat that its slot is free).
+            room = playout or len(self._queue) < self.knobs.max_outstanding
             ready = room and self.rng.random() < self.knobs.ar_ready_prob
             port.set("arready", ch, int(ready))
             await ReadOnly()
             fire = ready and port.get("arvalid", ch)
+            if fire and playout:
+                fire = port.get("tb_ar_ready", ch)
             if fire:
                 self._accept(port.get("araddr", ch), port.get("arlen", ch),
                              port.get("arsize", ch))
             await RisingEdge(self.clk)
+            if self._push is not None:
+                self._push_burst()  # the cycle after the AR handshake: pins may be written
+
+    # ------------------------------------------------------------------ R playout in HDL
+    def _start_playout(self) -> None:
+        if not 1 <= self.knobs.max_outstanding <= 16:  # the FIFO holds 16 bursts of 16 beats
+            raise AssertionError("the R playout FIFO holds 16 bursts: max_outstanding <= 16")
+        self.port.set("tb_r_max_outstanding", self.ch, self.knobs.max_outstanding)
+        # The FIFO reads beat data from this file (relative to the simulator's working folder,
+        # like the HDL's $fopen); it is unlinked once the FIFO has opened it.
+        self._file_path = os.path.abspath(f"axi_r_playout_{self.ch}.bin")
+        self._file = open(self._file_path, "wb", buffering=0)  # noqa: SIM115 (kept open)
+        self._push = None  # (data, beats, extra, resp, gaps) to push after the next edge
+        self._toggle = (self.port._driven["tb_r_push"] >> self.ch) & 1
+        self._unreleased: deque[_TxDone] = deque()  # per beat, in channel order
+        self._released = 0
+        self._done_seen = 0
+        self._cycle_offset = None  # tb_cycle - DramTarget cycle
+        self._gap_rng = random.Random(self.knobs.seed * 7919 + self.ch + 104729)
+
+    def _accept_playout(self, burst: _Burst, blob: bytes, size: int) -> None:
+        record, n, addr = burst.record, burst.record.beats, burst.record.addr
+        tags: dict[int, _TxDone] = {}
+        resp_bits = 0
+        for i in range(n):
+            a = addr + i * size
+            tx = a - a % self.tx_bytes
+            tag = tags.get(tx)
+            if tag is None:
+                tag = tags[tx] = _TxDone(self)
+                self.target.submit(tx, tag)
+            self._unreleased.append(tag)
+            if self.memory.error_ranges:
+                resp = self.memory.error_for([a], size)
+                resp_bits |= resp << (2 * i)
+                record.resp = record.resp or resp
+        gap_bits = 0
+        if self.knobs.r_valid_prob < 1.0:
+            # Drawn here rather than per beat (and from a stream of their own): the same
+            # distribution of R gaps as the per-beat loop, not the same draws.
+            for i in range(n):
+                gap = 0
+                while gap < 0xFFFF and self._gap_rng.random() >= self.knobs.r_valid_prob:
+                    gap += 1
+                gap_bits |= gap << (16 * i)
+        self._push = (blob[::-1], n, min(burst.extra, 0xFFFF), resp_bits, gap_bits)
+
+    def _push_burst(self) -> None:
+        port, ch = self.port, self.ch
+        data, n, extra, resp, gaps = self._push
+        self._push = None
+        self._file.write(data)  # unbuffered: on disk before the FIFO's $fread at the edge
+        port.set("tb_r_beats", ch, n)
+        port.set("tb_r_extra", ch, extra)
+        port.set("tb_r_resp", ch, resp)
+        port.set("tb_r_gap", ch, gaps)
+        self._toggle ^= 1
+        port.set("tb_r_push", ch, self._toggle)
+
+    def _release(self) -> None:
+        """Release the leading beats whose data is back (called from the DRAM target)."""
+        q, k = self._unreleased, 0
+        while q and q[0].done:
+            q.popleft()
+            k += 1
+        if k:
+            self._released = (self._released + k) & 0xFFFF
+            self.port.set("tb_r_released", self.ch, self._released)
+
+    async def _done_loop(self) -> None:
+        port, ch = self.port, self.ch
+        done = port.signals["tb_r_done"]
+        while True:
+            await ValueChange(done)
+            await ReadOnly()  # every register of that edge settled (Icarus: mid-update)
+            count = port.get("tb_r_done", ch)
+            if count == self._done_seen:
+                continue  # another channel's burst
+            if (count - self._done_seen) & 0xFFFF != 1:
+                raise AssertionError(f"channel {ch}: several bursts completed at one edge")
+            self._done_seen = count
+            now = self.target.cycle()  # the cycle after the last handshake
+            if self._cycle_offset is None:
+                self._cycle_offset = int(port.dut.tb_cycle.value) - now
+                self._file.flush()
+                os.unlink(self._file_path)  # the FIFO has it open: no file left behind
+            off = self._cycle_offset
+            burst = self._queue.popleft()
+            record = burst.record
+            record.first_beat_cycle = port.get("tb_r_first", ch) - off
+            record.last_beat_cycle = now - 1
+            if self.keep_records:
+                log = port.get("tb_r_log", ch)
+                record.beat_cycles = [((log >> (32 * k)) & 0xFFFFFFFF) - off
+                                      for k in range(record.beats - 1, -1, -1)]
+            for listener in self.listeners:
+                listener(record)
 
     # ------------------------------------------------------------------ R channel
     async def _r_loop(self) -> None:
@@ -163,6 +306,7 @@ class AxiReadResponder:
                     await RisingEdge(self.clk)
                     if fired:
                         break
+            burst.record.first_beat_cycle = burst.record.beat_cycles[0]
             burst.record.last_beat_cycle = burst.record.beat_cycles[-1]
             self._queue.popleft()
             for listener in self.listeners:

@@ -53,13 +53,15 @@ class DramTarget:
         """The controller cycle the simulation is in now."""
         return (int(get_sim_time("ps")) - self._t0_ps) // self.period_ps
 
-    def submit(self, addr: int) -> Event:
-        """Read one transaction at `addr`; the Event is set in the cycle its data returns.
+    def submit(self, addr: int, done=None):
+        """Read one transaction at `addr`; `done` (a new Event by default; anything with a
+        `set()` method) is set in the cycle its data returns, and returned.
 
         A request handed over during cycle c (an AR handshake at the edge that ends c) reaches
         the controller in cycle c + 1.
         """
-        done = Event()
+        if done is None:
+            done = Event()
         arrival = self.cycle() + 1
         self._pending.append((arrival, addr, done))
         self.reads += 1
