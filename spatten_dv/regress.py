@@ -174,7 +174,9 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     t0 = time.monotonic()
     failure = ""
     try:
-        toplevel, sources = core_toplevel(playout(), hdl_dir)  # verif/tb_top.py
+        # The R playout testbench top (verif/tb_top.py) on plain runs; code coverage and mutant
+        # builds keep spatten_core as the top (their tools name its build and hierarchy).
+        toplevel, sources = core_toplevel(playout() and not coverage and not build_tag, hdl_dir)
         run_cocotb(toplevel=toplevel, sources=sources,
                    test_module="spatten_dv.verif.uvm_tests", testcase=spec.test,
                    simulator=simulator, parameters=build_parameters(spec, knobs),

@@ -38,6 +38,15 @@ class AxiReadPort:
                 raise AttributeError(f"{dut._name} has no signal {pin}")
             self.signals[name] = handle
         self.width = {name: len(h) // channels for name, h in self.signals.items()}
+        # Signals of up to 32 bits are read as integers straight from the simulator handle:
+        # cocotb's `.value` builds a LogicArray from a bit string first, several times the
+        # cost, on the hot path of every burst. (X or Z would read as 0 there; these pins are
+        # only read after reset.)
+        self._raw, self._mask = {}, {}
+        for name, h in self.signals.items():
+            raw = getattr(h, "_handle", None)
+            if len(h) <= 32 and hasattr(raw, "get_signal_val_long"):
+                self._raw[name], self._mask[name] = raw, (1 << len(h)) - 1
         if self.playout:
             outputs = self.AR_OUTPUTS + self.PLAYOUT_OUTPUTS
         else:
@@ -59,7 +68,10 @@ class AxiReadPort:
         return self.width["rdata"] // 8
 
     def get(self, name: str, ch: int) -> int:
-        if self.channels == 1:  # once or twice per beat: no slicing
+        if self.channels == 1:  # several times per burst: no slicing
+            raw = self._raw.get(name)
+            if raw is not None:
+                return raw.get_signal_val_long() & self._mask[name]
             return int(self.signals[name].value)
         w = self.width[name]
         return (int(self.signals[name].value) >> (w * ch)) & ((1 << w) - 1)
