@@ -56,17 +56,16 @@ class BurstRecord:
 
 
 class _TxDone:
-    """A DRAM transaction's completion tag with the HDL playout: releases the beats it holds."""
+    """A DRAM transaction's completion tag with the HDL playout (DramTarget sets it in the
+    cycle its data returns; the responder then releases the beats it holds)."""
 
-    __slots__ = ("done", "responder")
+    __slots__ = ("done",)
 
-    def __init__(self, responder):
+    def __init__(self):
         self.done = False
-        self.responder = responder
 
-    def set(self) -> None:  # called by DramTarget in the cycle the data returns
+    def set(self) -> None:
         self.done = True
-        self.responder._release()
 
 
 @dataclass
@@ -192,26 +191,34 @@ class AxiReadResponder:
         self._file = open(self._file_path, "wb", buffering=0)  # noqa: SIM115 (kept open)
         self._push = None  # (data, beats, extra, resp, gaps) to push after the next edge
         self._toggle = (self.port._driven["tb_r_push"] >> self.ch) & 1
-        self._unreleased: deque[_TxDone] = deque()  # per beat, in channel order
+        # (transaction tag, its beats in this burst) in channel order, not yet released
+        self._unreleased: deque[tuple[_TxDone, int]] = deque()
         self._released = 0
+        self.target.after_completions.append(self._release)
         self._done_seen = 0
         self._cycle_offset = None  # tb_cycle - DramTarget cycle
         self._gap_rng = random.Random(self.knobs.seed * 7919 + self.ch + 104729)
 
     def _accept_playout(self, burst: _Burst, blob: bytes, size: int) -> None:
         record, n, addr = burst.record, burst.record.beats, burst.record.addr
-        tags: dict[int, _TxDone] = {}
+        end, txb = addr + n * size, self.tx_bytes
+        submit, unreleased = self.target.submit, self._unreleased
+        if txb >= size:
+            tx = addr - addr % txb
+            while tx < end:  # one tag per transaction, with the number of its beats here
+                tag = _TxDone()
+                submit(tx, tag)
+                unreleased.append((tag, (min(tx + txb, end) - max(tx, addr) + size - 1) // size))
+                tx += txb
+        else:  # transactions smaller than a beat: the one holding the beat's first byte
+            for a in range(addr, end, size):
+                tag = _TxDone()
+                submit(a - a % txb, tag)
+                unreleased.append((tag, 1))
         resp_bits = 0
-        for i in range(n):
-            a = addr + i * size
-            tx = a - a % self.tx_bytes
-            tag = tags.get(tx)
-            if tag is None:
-                tag = tags[tx] = _TxDone(self)
-                self.target.submit(tx, tag)
-            self._unreleased.append(tag)
-            if self.memory.error_ranges:
-                resp = self.memory.error_for([a], size)
+        if self.memory.error_ranges:
+            for i in range(n):
+                resp = self.memory.error_for([addr + i * size], size)
                 resp_bits |= resp << (2 * i)
                 record.resp = record.resp or resp
         gap_bits = 0
@@ -238,11 +245,10 @@ class AxiReadResponder:
         port.set("tb_r_push", ch, self._toggle)
 
     def _release(self) -> None:
-        """Release the leading beats whose data is back (called from the DRAM target)."""
+        """Release the leading beats whose data is back (DramTarget.after_completions)."""
         q, k = self._unreleased, 0
-        while q and q[0].done:
-            q.popleft()
-            k += 1
+        while q and q[0][0].done:
+            k += q.popleft()[1]
         if k:
             self._released = (self._released + k) & 0xFFFF
             self.port.set("tb_r_released", self.ch, self._released)
@@ -250,9 +256,13 @@ class AxiReadResponder:
     async def _done_loop(self) -> None:
         port, ch = self.port, self.ch
         done = port.signals["tb_r_done"]
+        # Verilator calls value-change callbacks once the whole edge is evaluated; Icarus calls
+        # them mid-update, so there the registers of that edge are read in ReadOnly.
+        settle = "verilator" not in cocotb.SIM_NAME.lower()
         while True:
             await ValueChange(done)
-            await ReadOnly()  # every register of that edge settled (Icarus: mid-update)
+            if settle:
+                await ReadOnly()
             count = port.get("tb_r_done", ch)
             if count == self._done_seen:
                 continue  # another channel's burst

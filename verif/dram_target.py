@@ -36,6 +36,9 @@ class DramTarget:
         self._task = None
         self.reads = 0
         self.completed: list[tuple[int, int, int]] = []  # (addr, arrive, depart) per read
+        # called once after each cycle's completions were set (the HDL R playout writes its
+        # release count once per cycle, not once per transaction)
+        self.after_completions: list = []
 
     async def start(self, clk) -> None:
         """Align cycle 0 with the next rising edge of `clk` and start the model's clock."""
@@ -97,10 +100,14 @@ class DramTarget:
                 if model.try_send(addr, tag=done) is None:
                     break  # queue full: offer again next cycle, in order
                 self._pending.popleft()
-            for req in model.pop_completions():
+            completions = model.pop_completions()
+            for req in completions:
                 if self.keep_completed:
                     self.completed.append((req.addr, req.arrive, req.depart))
                 req.tag.set()
+            if completions:
+                for hook in self.after_completions:
+                    hook()
             nxt = model.next_event_cycle()
             if self._pending:
                 nxt = min(nxt, max(now + 1, self._pending[0][0]))
