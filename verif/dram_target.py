@@ -114,5 +114,7 @@ class DramTarget:
             self._wake_cycle = nxt
             if nxt >= INF:
                 await self._idle.wait()  # never set: a submission restarts the coroutine
+            elif nxt == now + 1:
+                await RisingEdge(self._clk)  # on an edge now: the next one starts `nxt`
             else:
                 await self._sleep_until(nxt)
