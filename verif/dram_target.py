@@ -88,7 +88,10 @@ class DramTarget:
     async def _run(self, first_wake: int | None = None) -> None:
         model = self.model
         if first_wake is not None:
-            await self._sleep_until(first_wake)
+            if first_wake == self.cycle() + 1:
+                await RisingEdge(self._clk)  # the usual restart: an arrival in the next cycle
+            else:
+                await self._sleep_until(first_wake)
         while True:
             # Processing happens only on a rising edge, never in a read-only phase, so the
             # Events it sets let responders drive their pins at once, like any other driver.
