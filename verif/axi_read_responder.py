@@ -144,7 +144,7 @@ class AxiReadResponder:
             a = addr + i * size
             tx = a - a % self.tx_bytes
             if tx not in tx_events:
-                tx_events[tx] = self.target.submit(tx)
+                tx_events[tx] = self.target.submit(tx, polled=True)
             resp = self.memory.error_for([a], size)
             data = int.from_bytes(blob[i * size:(i + 1) * size], "little")
             burst.beats.append(_Beat(a, tx_events[tx], resp, data))
@@ -177,6 +177,8 @@ class AxiReadResponder:
                 self._accept(port.get("araddr", ch), port.get("arlen", ch),
                              port.get("arsize", ch))
             await RisingEdge(self.clk)
+            if fire:
+                self.target.poll()  # its transactions reach the DRAM controller now
             if self._push is not None:
                 self._push_burst()  # the cycle after the AR handshake: pins may be written
 
@@ -207,13 +209,13 @@ class AxiReadResponder:
             tx = addr - addr % txb
             while tx < end:  # one tag per transaction, with the number of its beats here
                 tag = _TxDone()
-                submit(tx, tag)
+                submit(tx, tag, True)
                 unreleased.append((tag, (min(tx + txb, end) - max(tx, addr) + size - 1) // size))
                 tx += txb
         else:  # transactions smaller than a beat: the one holding the beat's first byte
             for a in range(addr, end, size):
                 tag = _TxDone()
-                submit(a - a % txb, tag)
+                submit(a - a % txb, tag, True)
                 unreleased.append((tag, 1))
         resp_bits = 0
         if self.memory.error_ranges:

@@ -31,6 +31,7 @@ class DramTarget:
         self._pending: deque[tuple[int, int, Event]] = deque()
         self._idle = Event()  # never set: what the coroutine waits on with nothing to do
         self._wake_cycle = INF  # the cycle the coroutine wakes in next
+        self._poll_due = False  # a polled submission waits for poll() on the next edge
         self._t0_ps: int | None = None
         self._clk = None
         self._task = None
@@ -56,12 +57,14 @@ class DramTarget:
         """The controller cycle the simulation is in now."""
         return (int(get_sim_time("ps")) - self._t0_ps) // self.period_ps
 
-    def submit(self, addr: int, done=None):
+    def submit(self, addr: int, done=None, polled: bool = False):
         """Read one transaction at `addr`; `done` (a new Event by default; anything with a
         `set()` method) is set in the cycle its data returns, and returned.
 
         A request handed over during cycle c (an AR handshake at the edge that ends c) reaches
-        the controller in cycle c + 1.
+        the controller in cycle c + 1. `polled`: the caller calls `poll()` on the edge that
+        starts c + 1 (the responders are awake there anyway), so the coroutine need not be
+        restarted to take the request.
         """
         if done is None:
             done = Event()
@@ -69,12 +72,30 @@ class DramTarget:
         self._pending.append((arrival, addr, done))
         self.reads += 1
         if arrival < self._wake_cycle and self._task is not None:
-            # The coroutine sleeps past the arrival: restart it to wake then. Cheaper than
-            # racing every sleep against a submission Event (First: two tasks per wake-up).
-            self._task.cancel()
-            self._wake_cycle = arrival
-            self._task = cocotb.start_soon(self._run(arrival))
+            if polled:
+                self._poll_due = True
+            else:
+                # The coroutine sleeps past the arrival: restart it to wake then. Cheaper than
+                # racing every sleep against a submission Event (First: two tasks per wake-up).
+                self._restart(arrival)
         return done
+
+    def poll(self) -> None:
+        """On a rising edge: take the requests that arrive in this cycle (see `submit`)."""
+        if not self._poll_due:
+            return
+        self._poll_due = False
+        now = self.cycle()
+        if self._wake_cycle <= now:
+            return  # the coroutine runs on this edge itself
+        nxt = self._step(now)
+        if nxt < self._wake_cycle:
+            self._restart(nxt)
+
+    def _restart(self, cycle: int) -> None:
+        self._task.cancel()
+        self._wake_cycle = cycle
+        self._task = cocotb.start_soon(self._run(cycle))
 
     async def _sleep_until(self, cycle: int) -> None:
         """Return on the rising edge that starts `cycle` (at once if it has started)."""
@@ -86,38 +107,42 @@ class DramTarget:
         await RisingEdge(self._clk)
 
     async def _run(self, first_wake: int | None = None) -> None:
-        model = self.model
         if first_wake is not None:
             if first_wake == self.cycle() + 1:
                 await RisingEdge(self._clk)  # the usual restart: an arrival in the next cycle
             else:
                 await self._sleep_until(first_wake)
         while True:
-            # Processing happens only on a rising edge, never in a read-only phase, so the
-            # Events it sets let responders drive their pins at once, like any other driver.
-            now = self.cycle()
-            if now > model.now:
-                model.advance_to(now)
-            while self._pending and self._pending[0][0] <= now:
-                _, addr, done = self._pending[0]
-                if model.try_send(addr, tag=done) is None:
-                    break  # queue full: offer again next cycle, in order
-                self._pending.popleft()
-            completions = model.pop_completions()
-            for req in completions:
-                if self.keep_completed:
-                    self.completed.append((req.addr, req.arrive, req.depart))
-                req.tag.set()
-            if completions:
-                for hook in self.after_completions:
-                    hook()
-            nxt = model.next_event_cycle()
-            if self._pending:
-                nxt = min(nxt, max(now + 1, self._pending[0][0]))
+            nxt = self._step(self.cycle())
             self._wake_cycle = nxt
             if nxt >= INF:
                 await self._idle.wait()  # never set: a submission restarts the coroutine
-            elif nxt == now + 1:
+            elif nxt == self.cycle() + 1:
                 await RisingEdge(self._clk)  # on an edge now: the next one starts `nxt`
             else:
                 await self._sleep_until(nxt)
+
+    def _step(self, now: int) -> int:
+        """Run the model to cycle `now` (on its rising edge); the cycle of its next event."""
+        # Processing happens only on a rising edge, never in a read-only phase, so the
+        # Events it sets let responders drive their pins at once, like any other driver.
+        model = self.model
+        if now > model.now:
+            model.advance_to(now)
+        while self._pending and self._pending[0][0] <= now:
+            _, addr, done = self._pending[0]
+            if model.try_send(addr, tag=done) is None:
+                break  # queue full: offer again next cycle, in order
+            self._pending.popleft()
+        completions = model.pop_completions()
+        for req in completions:
+            if self.keep_completed:
+                self.completed.append((req.addr, req.arrive, req.depart))
+            req.tag.set()
+        if completions:
+            for hook in self.after_completions:
+                hook()
+        nxt = model.next_event_cycle()
+        if self._pending:
+            nxt = min(nxt, max(now + 1, self._pending[0][0]))
+        return nxt
