@@ -44,18 +44,32 @@
 // scores, then drains (and discards) its probabilities, so it ends idle.
 // The small lists (key list, V list, prob buffer) are read combinationally (distributed RAM);
 // the K-code buffer (L_MAX x D*12 bits) has a synchronous read.
-// Only the default geometry (D = 64, L_MAX = 1024, H_MAX = 32, AXI 256 bits, 32-bit addresses;
-// N_CH = 1, 2, 4 or 8) is supported by the descriptor/result offsets below: other values fail
-// elaboration.
+// Parameters (docs/architecture.md section 1): the descriptor and result layouts (DESC_W, RES_W
+// and every field offset below) derive from D, L_MAX, H_MAX and AW exactly like
+// descriptor_fields() / result_fields() derive them from CoreParams; QK_MULS, TOPK_CMPS and
+// MAX_BURST reach their blocks. Supported: AXI_DW = 4*D with D = 16, 32 or 64 (a 4-bit token
+// is one bus word, a dense 6-bit token 1.5: the fetcher's and unpacker's plane geometry;
+// D <= 64 keeps a score within the softmax's 30 bits), L_MAX a power of two >= 64 (the readback
+// window is 32 entries), H_MAX a power of two with 2*H_MAX <= L_MAX, AW 32..48, N_CH 1, 2, 4 or
+// 8, QK_MULS a power of two dividing D (D/QK_MULS cycles per key), PV_MULS = D (one value per
+// cycle), TOPK_CMPS a power of two in 2..L_MAX/2, MAX_BURST 2..256; DESC_W and RES_W must be left
+// at their derived values. Anything else fails elaboration (an instance of a missing module:
+// Verilog-2005 has no $error), never a core that misreads its descriptors.
 module spatten_core #(
-    parameter integer D      = 64,
-    parameter integer L_MAX  = 1024,
-    parameter integer H_MAX  = 32,
-    parameter integer N_CH   = 1,
-    parameter integer AXI_DW = 256,
-    parameter integer AW     = 32,
-    parameter integer DESC_W = 1012,
-    parameter integer RES_W  = 1411
+    parameter integer D         = 64,
+    parameter integer L_MAX     = 1024,
+    parameter integer H_MAX     = 32,
+    parameter integer N_CH      = 1,
+    parameter integer AXI_DW    = 256,
+    parameter integer AW        = 32,
+    parameter integer QK_MULS   = 64,
+    parameter integer PV_MULS   = 64,
+    parameter integer TOPK_CMPS = 16,
+    parameter integer MAX_BURST = 16,
+    // derived (section 2.1 / 2.3): 78 + 3 HB + 5 TB + 3 AW + 12 D and 365 + 2 TB + 16 D bits
+    parameter integer DESC_W = 78 + 3 * ((H_MAX > 1) ? $clog2(H_MAX) : 1)
+                               + 5 * $clog2(L_MAX + 1) + 3 * AW + 12 * D,
+    parameter integer RES_W  = 365 + 2 * $clog2(L_MAX + 1) + 16 * D
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -86,17 +100,31 @@ module spatten_core #(
     output wire [31:0]          dbg_kept,
     output wire                 dbg_last
 );
-    localparam integer LB = $clog2(L_MAX);
-    localparam integer TB = $clog2(L_MAX + 1);
-    localparam integer HB = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+    localparam integer LB  = $clog2(L_MAX);
+    localparam integer TB  = $clog2(L_MAX + 1);
+    localparam integer HB  = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+    localparam integer SW  = 24 + $clog2(D);           // Q.K score width (<= 30: D <= 64)
+    localparam integer WSH = $clog2(AXI_DW / 8);       // log2(bytes per bus word)
+    localparam [TB-1:0] T0 = {TB{1'b0}};
+    localparam [TB-1:0] T1 = {{(TB-1){1'b0}}, 1'b1};
+    localparam [HB:0]   H0 = {(HB+1){1'b0}};
+    localparam integer  L_MAX_T = L_MAX;               // a sized copy for part-selects
+    localparam [TB-1:0] N_MAX = L_MAX_T[TB-1:0];
+    localparam integer  H_MAX_T = H_MAX;
+    localparam [HB:0]   H_MAX_H = H_MAX_T[HB:0];
 
-    // The descriptor/result offsets below are those of the default geometry; anything else is
-    // an elaboration error (a missing module: Verilog-2005 has no $error), not a silently
-    // misread descriptor. N_CH: the read channels the fetcher and the environment support.
     generate
-        if (D != 64 || L_MAX != 1024 || H_MAX != 32 || AXI_DW != 256 || AW != 32 ||
-            DESC_W != 1012 || RES_W != 1411 ||
-            !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8)) begin : unsupported
+        if (AXI_DW != 4 * D || !(D == 16 || D == 32 || D == 64) ||
+            L_MAX < 64 || (L_MAX & (L_MAX - 1)) != 0 ||
+            H_MAX < 2 || (H_MAX & (H_MAX - 1)) != 0 || 2 * H_MAX > L_MAX ||
+            AW < 32 || AW > 48 ||
+            !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8) ||
+            QK_MULS < 1 || QK_MULS > D || (QK_MULS & (QK_MULS - 1)) != 0 ||
+            PV_MULS != D ||
+            TOPK_CMPS < 2 || 2 * TOPK_CMPS > L_MAX || (TOPK_CMPS & (TOPK_CMPS - 1)) != 0 ||
+            MAX_BURST < 2 || MAX_BURST > 256 ||
+            DESC_W != 78 + 3 * HB + 5 * TB + 3 * AW + 12 * D ||
+            RES_W != 365 + 2 * TB + 16 * D) begin : unsupported
             spatten_core_unsupported_parameters see_docs_architecture_section_1 ();
         end
     endgenerate
@@ -116,37 +144,53 @@ module spatten_core #(
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
 
-    // descriptor fields (descriptor_fields(), LSB first)
-    wire [15:0] d_job_id    = desc[15:0];
-    wire [4:0]  d_head_id   = desc[20:16];
-    wire [5:0]  d_n_heads   = desc[26:21];
-    wire [10:0] d_n_tokens  = desc[37:27];
-    wire [3:0]  d_msb       = desc[41:38];
-    wire [3:0]  d_lsb       = desc[45:42];
-    wire [3:0]  d_vbits     = desc[49:46];
-    wire [15:0] d_mult      = desc[65:50];
-    wire [5:0]  d_shift     = desc[71:66];
-    wire [15:0] d_thresh    = desc[87:72];
-    wire [10:0] d_v_topk    = desc[98:88];
-    wire [10:0] d_tok_keep  = desc[109:99];
-    wire [5:0]  d_head_keep = desc[115:110];
-    wire        d_clr_tok   = desc[116];
-    wire        d_clr_head  = desc[117];
-    wire        d_acc_tok   = desc[118];
-    wire        d_acc_head  = desc[119];
-    wire [31:0] d_kmsb      = desc[151:120];
-    wire [31:0] d_klsb      = desc[183:152];
-    wire [31:0] d_vbase     = desc[215:184];
-    wire [D*12-1:0] d_query = desc[216 +: D*12];
-    // per-step re-selection fields, after the query (section 2.1)
-    localparam integer RS0 = 216 + D*12;
-    wire        d_reselect  = desc[RS0];
-    wire [4:0]  d_imp_shift = desc[RS0+1 +: 5];
-    wire [10:0] d_prot_sink = desc[RS0+6 +: 11];
-    wire [10:0] d_prot_rec  = desc[RS0+17 +: 11];
+    // descriptor fields (descriptor_fields(), LSB first): offsets derived from TB, HB, AW, D
+    localparam integer O_HEAD  = 16;
+    localparam integer O_NH    = O_HEAD + HB;
+    localparam integer O_NT    = O_NH + HB + 1;
+    localparam integer O_MSB   = O_NT + TB;
+    localparam integer O_LSB   = O_MSB + 4;
+    localparam integer O_VB    = O_LSB + 4;
+    localparam integer O_MULT  = O_VB + 4;
+    localparam integer O_SHIFT = O_MULT + 16;
+    localparam integer O_THR   = O_SHIFT + 6;
+    localparam integer O_VTOPK = O_THR + 16;
+    localparam integer O_TKEEP = O_VTOPK + TB;
+    localparam integer O_HKEEP = O_TKEEP + TB;
+    localparam integer O_FLAGS = O_HKEEP + HB + 1;
+    localparam integer O_KMSB  = O_FLAGS + 4;
+    localparam integer O_KLSB  = O_KMSB + AW;
+    localparam integer O_VBASE = O_KLSB + AW;
+    localparam integer O_QUERY = O_VBASE + AW;
+    localparam integer RS0     = O_QUERY + D * 12;     // per-step re-selection fields
+    wire [15:0]     d_job_id    = desc[15:0];
+    wire [HB-1:0]   d_head_id   = desc[O_HEAD +: HB];
+    wire [HB:0]     d_n_heads   = desc[O_NH +: HB + 1];
+    wire [TB-1:0]   d_n_tokens  = desc[O_NT +: TB];
+    wire [3:0]      d_msb       = desc[O_MSB +: 4];
+    wire [3:0]      d_lsb       = desc[O_LSB +: 4];
+    wire [3:0]      d_vbits     = desc[O_VB +: 4];
+    wire [15:0]     d_mult      = desc[O_MULT +: 16];
+    wire [5:0]      d_shift     = desc[O_SHIFT +: 6];
+    wire [15:0]     d_thresh    = desc[O_THR +: 16];
+    wire [TB-1:0]   d_v_topk    = desc[O_VTOPK +: TB];
+    wire [TB-1:0]   d_tok_keep  = desc[O_TKEEP +: TB];
+    wire [HB:0]     d_head_keep = desc[O_HKEEP +: HB + 1];
+    wire            d_clr_tok   = desc[O_FLAGS];
+    wire            d_clr_head  = desc[O_FLAGS + 1];
+    wire            d_acc_tok   = desc[O_FLAGS + 2];
+    wire            d_acc_head  = desc[O_FLAGS + 3];
+    wire [AW-1:0]   d_kmsb      = desc[O_KMSB +: AW];
+    wire [AW-1:0]   d_klsb      = desc[O_KLSB +: AW];
+    wire [AW-1:0]   d_vbase     = desc[O_VBASE +: AW];
+    wire [D*12-1:0] d_query     = desc[O_QUERY +: D*12];
+    wire            d_reselect  = desc[RS0];
+    wire [4:0]      d_imp_shift = desc[RS0+1 +: 5];
+    wire [TB-1:0]   d_prot_sink = desc[RS0+6 +: TB];
+    wire [TB-1:0]   d_prot_rec  = desc[RS0+6+TB +: TB];
 
     // ------------------------------------------------------------------ validation
-    function [1:0] stride_of;  // bus words per token, D = 64, AXI 256
+    function [1:0] stride_of;  // bus words per token (AXI_DW = 4 D: a 4-bit token is a word)
         input [3:0] w;
         begin
             case (w)
@@ -162,28 +206,33 @@ module spatten_core #(
         input [3:0] w;
         plane_w_ok = (w == 4'd4) || (w == 4'd6) || (w == 4'd8) || (w == 4'd12);
     endfunction
+    // end of a plane: base + its bytes rounded up to bus words (a dense 6-bit plane is
+    // ceil(1.5 n) words) must not pass 2^AW; EW bits hold it without overflow
+    localparam integer EW = AW + TB + 3 + WSH;
     function addr_bad;
-        input [31:0] base;
-        input [3:0]  w;
-        input [10:0] n;
-        reg [36:0] endp;
+        input [AW-1:0] base;
+        input [3:0]    w;
+        input [TB-1:0] n;
+        reg [EW-1:0] nn, words, endp;
         begin
-            // plane bytes rounded up to bus words; a dense 6-bit plane is ceil(1.5 n) words
+            nn = {{(EW-TB){1'b0}}, n};
             if (w == 4'd6)
-                endp = {5'd0, base} + ((({26'd0, n} * 37'd3) + 37'd1) >> 1 << 5);
+                words = ((nn * 3) + 1) >> 1;
             else
-                endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
-            addr_bad = (base[4:0] != 5'd0) || (endp > 37'h1_0000_0000);
+                words = nn * {{(EW-2){1'b0}}, stride_of(w)};
+            endp = {{(EW-AW){1'b0}}, base} + (words << WSH);
+            addr_bad = (base[WSH-1:0] != {WSH{1'b0}})
+                       || (endp > {{(EW-AW-1){1'b0}}, 1'b1, {AW{1'b0}}});
         end
     endfunction
 
     reg [3:0] v_status;
     always @(*) begin
-        if (d_n_heads == 6'd0 || {26'd0, d_n_heads} > H_MAX || {1'b0, d_head_id} >= d_n_heads)
+        if (d_n_heads == H0 || d_n_heads > H_MAX_H || {1'b0, d_head_id} >= d_n_heads)
             v_status = 4'd6;
-        else if (d_n_tokens == 11'd0)
+        else if (d_n_tokens == T0)
             v_status = 4'd2;
-        else if ({21'd0, d_n_tokens} > L_MAX)
+        else if (d_n_tokens > N_MAX)
             v_status = 4'd3;
         else if (!plane_w_ok(d_msb) || !plane_w_ok(d_vbits)
                  || !(d_lsb == 4'd0 || d_lsb == 4'd4 || d_lsb == 4'd6 || d_lsb == 4'd8)
@@ -202,36 +251,36 @@ module spatten_core #(
     reg [3:0]   a_status;
     reg         a_lsb_fetched, a_vsel, a_skip;
     reg [15:0]  a_max_msb, a_max;
-    reg [10:0]  a_m, a_nv;
+    reg [TB-1:0]  a_m, a_nv;
     reg [23:0]  a_beats;
     reg [31:0]  a_cyc;
     reg [1:0]   pr_mode;       // 0 heads prune, 1 tokens prune, 2 key list
-    reg [10:0]  cnt;           // scan collect counter / list counters
+    reg [TB-1:0]  cnt;           // scan collect counter / list counters
     reg         lsb_pass;      // 0 K MSB pass, 1 K LSB pass
     reg         err_a;         // AXI error seen in the current K pass
-    reg [10:0]  fi;            // K feeder position
-    reg [10:0]  op;            // K output-side position
+    reg [TB-1:0]  fi;            // K feeder position
+    reg [TB-1:0]  op;            // K output-side position
     reg         clr_pipe;      // clears the K unpacker and dot product
     reg         abank;         // list bank of the job in stage A
     reg         keys_done;     // the key list is complete (a_m valid)
 
     reg [2:0]   bstate;
     reg [15:0]  b_job_id;
-    reg [4:0]   b_head_id;
+    reg [HB-1:0] b_head_id;
     reg [3:0]   b_vbits;
-    reg [31:0]  b_vbase;
+    reg [AW-1:0] b_vbase;
     reg         b_acc_tok, b_acc_head, b_vsel, bbank;
     reg [3:0]   r_status;
     reg         r_lsb_fetched;
     reg [15:0]  r_max_msb, r_max;
-    reg [10:0]  r_m, r_nv;
+    reg [TB-1:0]  r_m, r_nv;
     reg [23:0]  r_beats;
     reg [31:0]  r_cycles, b_cyc;
     reg [D*16-1:0] r_out;
     reg [21:0]  r_abs;
     reg         err_b;         // AXI error seen in the V pass
-    reg [10:0]  fi_b;          // V feeder position
-    reg [10:0]  op_b;          // V output-side / accumulate position
+    reg [TB-1:0]  fi_b;          // V feeder position
+    reg [TB-1:0]  op_b;          // V output-side / accumulate position
     reg         clr_pipe_b;    // clears the V unpacker and the prob.V accumulator
 
     // Lists, two banks (the job in A writes its bank while the job in B reads the other;
@@ -244,7 +293,7 @@ module spatten_core #(
 
     // A job that changes the pruning state waits after CHECK until stage B is empty (section 11).
     wire d_changes = d_clr_tok || d_clr_head || d_reselect || (d_imp_shift != 5'd0)
-                     || (d_head_keep != 6'd0) || (d_tok_keep != 11'd0);
+                     || (d_head_keep != H0) || (d_tok_keep != T0);
     wire b_empty = (bstate == B_IDLE);
     wire handoff = (state == S_HAND) && b_empty;
 
@@ -271,13 +320,13 @@ module spatten_core #(
     wire dbg_scan = (state == S_DBG_SCAN);
     wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
     reg         dbg_h;         // dbg_heads / dbg_n sampled at the request edge
-    reg  [10:0] dbg_nq;
+    reg  [TB-1:0] dbg_nq;
     wire ps_scan_heads = dbg_scan ? dbg_h : (pr_mode == 2'd0);
     wire ps_prune_heads = (pr_mode == 2'd0);
-    wire [10:0] ps_pr_n = (pr_mode == 2'd0) ? {5'd0, d_n_heads} : d_n_tokens;
-    wire [10:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
+    wire [TB-1:0] ps_pr_n = (pr_mode == 2'd0) ? {{(TB-HB-1){1'b0}}, d_n_heads} : d_n_tokens;
+    wire [TB-1:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
     wire ps_prune_begin = (state == S_PR_BEGIN);
-    wire [10:0] keep_n = (pr_mode == 2'd0) ? {5'd0, d_head_keep} : d_tok_keep;
+    wire [TB-1:0] keep_n = (pr_mode == 2'd0) ? {{(TB-HB-1){1'b0}}, d_head_keep} : d_tok_keep;
 
     // ------------------------------------------------------------------ top-k (stage A)
     wire        tk_busy, tk_out_valid, tk_out_last, tk_done;
@@ -287,7 +336,7 @@ module spatten_core #(
     wire [31:0] tk_cycles;
     wire        tk_pv;
     reg         tk_start;
-    reg [10:0]  tk_n, tk_k;
+    reg [TB-1:0]  tk_n, tk_k;
     wire        sm_prob_valid;
     wire [15:0] sm_prob_data;
     wire [LB-1:0] sm_prob_index;
@@ -303,7 +352,7 @@ module spatten_core #(
                                                         : {17'd0, sm_prob_data};
     wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (state == S_VSEL_RUN);
 
-    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(16)) u_topk (
+    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(TOPK_CMPS)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
@@ -329,14 +378,14 @@ module spatten_core #(
         .prune_n(ps_pr_n),
         .tacc_valid(ps_tacc_valid), .tacc_ready(ps_tacc_ready),
         .tacc_idx(klist[{bbank, op_b[LB-1:0]}]), .tacc_prob(pbuf[{bbank, op_b[LB-1:0]}]),
-        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id[HB-1:0]),
+        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id),
         .hacc_val(r_abs),
         .scan_valid(ps_scan_valid), .scan_ready(ps_scan_ready), .scan_idx(ps_scan_idx),
         .scan_imp(ps_scan_imp), .scan_last(ps_scan_last), .scan_done(ps_scan_done),
         .scan_count(ps_scan_count),
         .win_valid(ps_win_valid), .win_ready(ps_win_ready), .win_idx(ps_win_idx),
         .win_last(tk_out_last), .prune_end(1'b0),
-        .rd_head_id(d_head_id[HB-1:0]), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
+        .rd_head_id(d_head_id), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
         .rd_token_idx(ps_scan_idx), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
     );
 
@@ -377,7 +426,7 @@ module spatten_core #(
     // K fetcher (stage A): MSB or LSB plane of the keys in the key list
     wire [3:0] k_width = lsb_pass ? d_lsb : d_msb;
     reg         fk_start;
-    reg [31:0]  fk_base;
+    reg [AW-1:0] fk_base;
     reg [1:0]   fk_stride;
     wire        fk_busy, fk_done;
     wire [1:0]  fk_error;
@@ -387,7 +436,7 @@ module spatten_core #(
     // offered once the next one exists or the scan has ended, so idx_last is always known.
     wire        key_collect = (state == S_PR_COLLECT) && (pr_mode == 2'd2);
     wire        in_kpass = (state == S_PASS) || key_collect;
-    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + 11'd1 < cnt));
+    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + T1 < cnt));
     wire        fk_idx_ready;
     wire [LB-1:0] fk_idx_token = klist[{abank, fi[LB-1:0]}];
     wire        fk_beat_valid, fk_beat_ready;
@@ -395,13 +444,13 @@ module spatten_core #(
     wire [1:0]  fk_beat_phase;
     wire        fk_dense_w6 = (k_width == 4'd6);  // latched by the fetcher at fk_start
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
                       .TOK_BITS(LB)) u_fetch_k (
         .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base), .stride_beats(fk_stride),
         .dense_w6(fk_dense_w6),
         .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
         .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready), .idx_token(fk_idx_token),
-        .idx_last(keys_done && fi == a_m - 11'd1),
+        .idx_last(keys_done && fi == a_m - T1),
         .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
         .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
         .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
@@ -424,13 +473,13 @@ module spatten_core #(
     wire [AXI_DW-1:0] fv_beat_data;
     wire [1:0]  fv_beat_phase;
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
                       .TOK_BITS(LB)) u_fetch_v (
         .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
         .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
         .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
         .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready), .idx_token(fv_idx_token),
-        .idx_last(fi_b == r_nv - 11'd1),
+        .idx_last(fi_b == r_nv - T1),
         .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
         .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
         .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
@@ -445,7 +494,7 @@ module spatten_core #(
     wire [D*12-1:0] u_codes;
     reg        s_valid;
     reg [D*12-1:0] s_codes;
-    reg [10:0] s_pos;
+    reg [TB-1:0] s_pos;
     wire       dp_in_ready;
     wire       u_out_ready = (!s_valid || dp_in_ready) && !err_a;
     wire       cap = u_out_valid && u_out_ready;
@@ -474,20 +523,28 @@ module spatten_core #(
 
     // ------------------------------------------------------------------ dot + softmax
     wire dp_out_valid, dp_out_last;
-    wire signed [29:0] dp_score;
+    wire signed [SW-1:0] dp_score;
+    wire [29:0] sm_score;  // the score sign-extended to the softmax's 30 bits
+    generate
+        if (SW < 30) begin : g_score_ext
+            assign sm_score = {{(30-SW){dp_score[SW-1]}}, dp_score};
+        end else begin : g_score
+            assign sm_score = dp_score;
+        end
+    endgenerate
     wire sm_score_ready, sm_busy, sm_done, sm_prob_last, sm_stats_valid;
     wire [15:0] sm_max_prob;
     wire [LB-1:0] sm_max_index;
     wire [25:0] sm_exp_sum, sm_recip;
     reg  sm_start;
     reg  sm_n_update;  // the key count is known: the MSB pass's softmax was started before
-    wire [10:0] sm_n = keys_done ? a_m : L_MAX[10:0];
+    wire [TB-1:0] sm_n = keys_done ? a_m : N_MAX;
     wire dp_in_valid = s_valid && !err_a;
 
-    spatten_dot_product #(.D(D), .QK_MULS(64)) u_dot (
+    spatten_dot_product #(.D(D), .QK_MULS(QK_MULS)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
         .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x),
-        .in_last(s_pos == a_m - 11'd1), .out_valid(dp_out_valid),
+        .in_last(s_pos == a_m - T1), .out_valid(dp_out_valid),
         .out_ready(sm_score_ready && !err_a), .out_score(dp_score), .out_last(dp_out_last)
     );
 
@@ -496,7 +553,7 @@ module spatten_core #(
         .score_mult(d_mult),
         .score_shift(d_shift), .busy(sm_busy), .done(sm_done),
         .score_valid(err_a ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
-        .score_data(err_a ? 30'd0 : dp_score),
+        .score_data(err_a ? 30'd0 : sm_score),
         .prob_valid(sm_prob_valid), .prob_ready(1'b1), .prob_data(sm_prob_data),
         .prob_index(sm_prob_index), .prob_last(sm_prob_last),
         .stats_valid(sm_stats_valid), .max_prob(sm_max_prob), .max_index(sm_max_index),
@@ -509,7 +566,7 @@ module spatten_core #(
     reg        vs_valid;
     reg [D*12-1:0] vs_codes;
     reg [15:0] vs_prob;
-    reg [10:0] vs_pos;
+    reg [TB-1:0] vs_pos;
     wire       pv_in_ready;
     wire       uv_out_ready = (!vs_valid || pv_in_ready) && !err_b;
     wire       cap_v = uv_out_valid && uv_out_ready;
@@ -537,7 +594,7 @@ module spatten_core #(
     spatten_pv_accum #(.D(D), .ACC_BITS(32)) u_pv (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b),
         .in_valid(vs_valid && !err_b), .in_ready(pv_in_ready),
-        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - 11'd1),
+        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - T1),
         .out_valid(pv_out_valid), .out_ready(1'b1), .out_data(pv_out), .out_abs_sum(pv_abs)
     );
 
@@ -673,22 +730,22 @@ module spatten_core #(
             state <= S_IDLE;
             desc <= {DESC_W{1'b0}};
             a_status <= 4'd0; a_lsb_fetched <= 1'b0; a_vsel <= 1'b0; a_skip <= 1'b0;
-            a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0;
-            a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= 11'd0; lsb_pass <= 1'b0; err_a <= 1'b0;
-            fi <= 11'd0; op <= 11'd0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
-            tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
-            fk_start <= 1'b0; fk_base <= 32'd0; fk_stride <= 2'd0; sm_start <= 1'b0;
+            a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= T0; a_nv <= T0; a_beats <= 24'd0;
+            a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= T0; lsb_pass <= 1'b0; err_a <= 1'b0;
+            fi <= T0; op <= T0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
+            tk_start <= 1'b0; tk_n <= T0; tk_k <= T0;
+            fk_start <= 1'b0; fk_base <= {AW{1'b0}}; fk_stride <= 2'd0; sm_start <= 1'b0;
             sm_n_update <= 1'b0;
-            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= 11'd0;
-            dbg_h <= 1'b0; dbg_nq <= 11'd0;
+            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= T0;
+            dbg_h <= 1'b0; dbg_nq <= T0;
             bstate <= B_IDLE;
-            b_job_id <= 16'd0; b_head_id <= 5'd0; b_vbits <= 4'd0; b_vbase <= 32'd0;
+            b_job_id <= 16'd0; b_head_id <= {HB{1'b0}}; b_vbits <= 4'd0; b_vbase <= {AW{1'b0}};
             b_acc_tok <= 1'b0; b_acc_head <= 1'b0; b_vsel <= 1'b0; bbank <= 1'b0;
             r_status <= 4'd0; r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-            r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
-            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= 11'd0; op_b <= 11'd0;
+            r_m <= T0; r_nv <= T0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
+            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= T0; op_b <= T0;
             clr_pipe_b <= 1'b0; fv_start <= 1'b0;
-            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= 11'd0;
+            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= T0;
         end else begin
             // ============================================================ stage A
             tk_start <= 1'b0;
@@ -702,11 +759,11 @@ module spatten_core #(
                 s_valid <= 1'b1;
                 s_codes <= u_codes;
                 s_pos <= op;
-                op <= op + 11'd1;
+                op <= op + T1;
             end else if (s_valid && dp_in_ready) begin
                 s_valid <= 1'b0;
             end
-            if (fk_idx_valid && fk_idx_ready) fi <= fi + 11'd1;
+            if (fk_idx_valid && fk_idx_ready) fi <= fi + T1;
             // end of a K fetch: count its beats; an AXI error drops the pass's data and ends
             // the job once the softmax has drained (below)
             if (in_kpass && fk_done) begin
@@ -733,28 +790,28 @@ module spatten_core #(
                 S_CHECK: begin
                     a_status <= v_status;
                     a_lsb_fetched <= 1'b0; a_max_msb <= 16'd0; a_max <= 16'd0;
-                    a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0; a_vsel <= 1'b0;
+                    a_m <= T0; a_nv <= T0; a_beats <= 24'd0; a_vsel <= 1'b0;
                     a_skip <= 1'b0; keys_done <= 1'b0; lsb_pass <= 1'b0;
                     if (v_status != 4'd0) begin a_skip <= 1'b1; state <= S_HAND; end
                     else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 11)
                     else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
                         state <= S_CLR;
-                    else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
-                    else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
+                    else if (d_head_keep != H0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
+                    else if (d_tok_keep != T0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;
                 end
                 S_CLR: if (ps_op_ready) begin
-                    if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
-                    else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
+                    if (d_head_keep != H0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
+                    else if (d_tok_keep != T0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;
                 end
                 S_PR_SCAN: if (ps_op_ready) begin
-                    cnt <= 11'd0;
+                    cnt <= T0;
                     state <= S_PR_COLLECT;
                 end
                 S_PR_COLLECT: begin
-                    if (ps_scan_valid) cnt <= cnt + 11'd1;
-                    if (key_collect && ps_scan_valid && cnt == 11'd0) begin
+                    if (ps_scan_valid) cnt <= cnt + T1;
+                    if (key_collect && ps_scan_valid && cnt == T0) begin
                         // first key: start the K MSB fetch and the softmax (S_PASS_START's
                         // work; the softmax gets its n when the scan ends)
                         fk_start <= 1'b1;
@@ -763,12 +820,12 @@ module spatten_core #(
                         fk_stride <= stride_of(d_msb);
                         clr_pipe <= 1'b1;
                         s_valid <= 1'b0;
-                        fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                        fi <= T0; op <= T0; err_a <= 1'b0;
                     end
                     if (ps_scan_done) begin
                         if (pr_mode == 2'd2) begin
                             a_m <= ps_scan_count;
-                            if (ps_scan_count == 11'd0) begin
+                            if (ps_scan_count == T0) begin
                                 a_status <= 4'd2;
                                 a_skip <= 1'b1;
                                 state <= S_HAND;
@@ -778,7 +835,7 @@ module spatten_core #(
                                 state <= S_PASS;
                             end
                         end else if (keep_n >= ps_scan_count) begin
-                            if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
+                            if (pr_mode == 2'd0 && d_tok_keep != T0) begin
                                 pr_mode <= 2'd1; state <= S_PR_SCAN;
                             end else state <= S_HEADCHK;
                         end else begin
@@ -791,7 +848,7 @@ module spatten_core #(
                 end
                 S_PR_BEGIN: if (ps_op_ready) state <= S_PR_WIN;
                 S_PR_WIN: if (tk_done) begin
-                    if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
+                    if (pr_mode == 2'd0 && d_tok_keep != T0) begin
                         pr_mode <= 2'd1; state <= S_PR_SCAN;
                     end else state <= S_HEADCHK;
                 end
@@ -812,7 +869,7 @@ module spatten_core #(
                     sm_start <= 1'b1;
                     clr_pipe <= 1'b1;
                     s_valid <= 1'b0;
-                    fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                    fi <= T0; op <= T0; err_a <= 1'b0;
                     state <= S_PASS;
                 end
                 S_PASS: begin
@@ -835,8 +892,8 @@ module spatten_core #(
                     end
                 end
                 S_VSEL: begin
-                    cnt <= 11'd0;
-                    if (d_v_topk != 11'd0 && d_v_topk < a_m) begin
+                    cnt <= T0;
+                    if (d_v_topk != T0 && d_v_topk < a_m) begin
                         a_vsel <= 1'b1;
                         a_nv <= d_v_topk;
                         tk_start <= 1'b1;
@@ -850,7 +907,7 @@ module spatten_core #(
                     end
                 end
                 S_VSEL_RUN: begin
-                    if (tk_out_valid) cnt <= cnt + 11'd1;
+                    if (tk_out_valid) cnt <= cnt + T1;
                     if (tk_done) state <= S_HAND;
                 end
                 S_HAND: if (b_empty) begin  // hand the job to stage B; take the other bank
@@ -877,11 +934,11 @@ module spatten_core #(
                 vs_codes <= uv_codes;
                 vs_pos <= op_b;
                 vs_prob <= pbuf[{bbank, op_pos_v}];
-                op_b <= op_b + 11'd1;
+                op_b <= op_b + T1;
             end else if (vs_valid && pv_in_ready) begin
                 vs_valid <= 1'b0;
             end
-            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + 11'd1;
+            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + T1;
             case (bstate)
                 B_IDLE: if (handoff) begin
                     b_job_id <= d_job_id; b_head_id <= d_head_id; b_vbits <= d_vbits;
@@ -897,14 +954,14 @@ module spatten_core #(
                     fv_start <= 1'b1;
                     clr_pipe_b <= 1'b1;
                     vs_valid <= 1'b0;
-                    fi_b <= 11'd0; op_b <= 11'd0; err_b <= 1'b0;
+                    fi_b <= T0; op_b <= T0; err_b <= 1'b0;
                     bstate <= B_V;
                 end
                 B_V: begin
                     if (pv_out_valid && !err_b) begin
                         r_out <= pv_out;
                         r_abs <= pv_abs;
-                        op_b <= 11'd0;
+                        op_b <= T0;
                         bstate <= B_ACC_T;
                     end
                     // end of the V fetch: count its beats; an AXI error ends the job
@@ -920,17 +977,17 @@ module spatten_core #(
                     end
                 end
                 B_ACC_T: begin
-                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - 11'd1)) bstate <= B_ACC_H;
-                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + 11'd1;
+                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - T1)) bstate <= B_ACC_H;
+                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + T1;
                 end
                 B_ACC_H: if (!b_acc_head || ps_hacc_ready) bstate <= B_NEXT;
                 B_NEXT: begin
                     if (r_status >= 4'd7) begin
                         r_out <= {D*16{1'b0}};
                         r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-                        r_m <= 11'd0; r_nv <= 11'd0;
+                        r_m <= T0; r_nv <= T0;
                     end else if (r_status != 4'd0) begin
-                        r_m <= 11'd0; r_nv <= 11'd0;
+                        r_m <= T0; r_nv <= T0;
                     end
                     r_cycles <= b_cyc;
                     bstate <= B_RESULT;
