@@ -355,6 +355,7 @@ module spatten_core #(
     spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(TOPK_CMPS)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
+        .load_count(1'b1),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
         .out_valid(tk_out_valid), .out_ready(tk_out_ready), .out_index(tk_out_index),
         .out_last(tk_out_last), .done(tk_done), .thr(tk_thr), .ties(tk_ties),
