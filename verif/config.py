@@ -60,6 +60,7 @@ class EnvConfig:
     config: str = "default"  # named configuration (models/params.py CONFIGURATIONS)
     # memory and bus
     dram: str = "DDR4_2400R"  # a timing preset (models/dram/presets.py) or "ideal"
+    dram_mapper: str = "RoBaRaCoCh"  # address mapping (models/dram/address_mapper.py MAPPERS)
     ideal_latency: int = 20  # read latency in cycles of dram=ideal
     channels: int = 1  # AXI read channels of the core = DRAM channels (must match N_CH)
     clock_mhz: float = 1000.0
@@ -128,8 +129,12 @@ class EnvConfig:
         if self.dram != "ideal" and self.dram not in TIMING_PRESETS:
             raise ConfigError(f"knob dram={self.dram!r}: choose ideal or one of "
                               f"{', '.join(TIMING_PRESETS)}")
+        from spatten_dv.models.dram.address_mapper import MAPPERS
         from spatten_dv.models.params import CONFIGURATIONS
 
+        if self.dram_mapper not in MAPPERS:
+            raise ConfigError(f"knob dram_mapper={self.dram_mapper!r}: choose from "
+                              f"{', '.join(MAPPERS)}")
         if self.config not in CONFIGURATIONS:
             raise ConfigError(f"knob config={self.config!r}: choose from "
                               f"{', '.join(CONFIGURATIONS)}")

@@ -46,7 +46,8 @@ def dram_model(cfg: EnvConfig):
     if cfg.dram == "ideal":
         return IdealMemory(read_latency=cfg.ideal_latency), 64
     preset = TIMING_PRESETS[cfg.dram]
-    sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels)
+    sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels,
+                                     mapper=cfg.dram_mapper)
     return MemorySystem(sysc), sysc.dram.tx_bytes  # the DRAM transaction size (HBM2: 32 B)
 
 

@@ -36,6 +36,7 @@ def test_config_resolution_order_and_sources():
     ({"channels": 3}, "channels=3"), ({"dram": "DDR9"}, "dram='DDR9'"),
     ({"res_ready_prob": 0}, "probability"), ({"nope": 1}, "unknown knob"),
     ({"state_check": "maybe"}, "boolean"), ({"config": "paper"}, "config='paper'"),
+    ({"dram_mapper": "XOR"}, "dram_mapper='XOR'"),
 ])
 def test_config_rejects_bad_knobs(spec, message):
     with pytest.raises(ConfigError, match=message):
