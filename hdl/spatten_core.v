@@ -111,6 +111,12 @@ module spatten_core #(
     localparam integer  L_MAX_T = L_MAX;               // a sized copy for part-selects
     localparam [TB-1:0] N_MAX = L_MAX_T[TB-1:0];
     localparam integer  H_MAX_T = H_MAX;
+    // value selection loads TK_LL probabilities per cycle into the top-k engine (section 11)
+    localparam integer  TK_LL = (TOPK_CMPS < 8) ? TOPK_CMPS : 8;
+    localparam integer  TKC = $clog2(TK_LL + 1);
+    localparam [TKC-1:0] TKC_ONE = {{(TKC-1){1'b0}}, 1'b1};
+    localparam [TKC-1:0] TK_LL_C = TK_LL[TKC-1:0];
+    localparam [TB-1:0]  TK_LL_T = TK_LL[TB-1:0];
     localparam [HB:0]   H_MAX_H = H_MAX_T[HB:0];
 
     generate
@@ -134,12 +140,13 @@ module spatten_core #(
     localparam [4:0] S_IDLE = 5'd0, S_CHECK = 5'd1, S_CLR = 5'd2, S_PR_SCAN = 5'd3,
                      S_PR_COLLECT = 5'd4, S_PR_BEGIN = 5'd5, S_PR_WIN = 5'd6,
                      S_HEADCHK = 5'd7, S_PASS_START = 5'd8, S_PASS = 5'd9,
-                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_HAND = 5'd12,
+                     S_VSEL = 5'd10, S_HAND = 5'd12,
                      S_DBG_SCAN = 5'd17, S_DBG_COL = 5'd18, S_DBG_OUT = 5'd19,
                      S_DBG_END = 5'd20;
     // stage B (back): V pass, accumulation, result
-    localparam [2:0] B_IDLE = 3'd0, B_START = 3'd1, B_V = 3'd2, B_ACC_T = 3'd3,
-                     B_ACC_H = 3'd4, B_NEXT = 3'd5, B_RESULT = 3'd6;
+    localparam [3:0] B_IDLE = 4'd0, B_START = 4'd1, B_V = 4'd2, B_ACC_T = 4'd3,
+                     B_ACC_H = 4'd4, B_NEXT = 4'd5, B_RESULT = 4'd6, B_VLOAD = 4'd7,
+                     B_VRUN = 4'd8;
 
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
@@ -264,7 +271,7 @@ module spatten_core #(
     reg         abank;         // list bank of the job in stage A
     reg         keys_done;     // the key list is complete (a_m valid)
 
-    reg [2:0]   bstate;
+    reg [3:0]   bstate;
     reg [15:0]  b_job_id;
     reg [HB-1:0] b_head_id;
     reg [3:0]   b_vbits;
@@ -340,22 +347,42 @@ module spatten_core #(
     wire        sm_prob_valid;
     wire [15:0] sm_prob_data;
     wire [LB-1:0] sm_prob_index;
-    wire        tk_load_valid = (state == S_PR_COLLECT) ? (ps_scan_valid) :
-                                (state == S_PASS) ? (sm_prob_valid && !err_a) : 1'b0;
-    wire [LB-1:0] tk_load_index = (state == S_PR_COLLECT) ? cnt[LB-1:0] : sm_prob_index;
+    // Loads: a prune's scan (stage A, one entry per cycle; only while stage B is empty, section
+    // 11) or the value selection's probabilities (stage B_VLOAD: TK_LL per cycle from the prob
+    // buffer of B's bank). The engine is never used by both stages at once.
+    wire        tk_load_a = (state == S_PR_COLLECT) && (pr_mode != 2'd2);
+    wire        tk_load_valid = tk_load_a ? ps_scan_valid : (bstate == B_VLOAD);
+    wire [LB-1:0] tk_load_index = tk_load_a ? cnt[LB-1:0] : op_b[LB-1:0];
+    wire [TB-1:0] vload_left = r_m - op_b;  // probabilities not yet loaded (B_VLOAD)
+    wire [TKC-1:0] tk_load_count = tk_load_a ? TKC_ONE :
+                                   (vload_left >= TK_LL_T) ? TK_LL_C : vload_left[TKC-1:0];
     // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
     // step 6), ranked above every unprotected token through the value's top bit
     wire        tk_protected = (pr_mode == 2'd1) &&
                                (({1'b0, ps_scan_idx} < d_prot_sink) ||
                                 ({2'b0, ps_scan_idx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
-    wire [32:0] tk_load_value = (state == S_PR_COLLECT) ? {tk_protected, ps_scan_imp}
-                                                        : {17'd0, sm_prob_data};
-    wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (state == S_VSEL_RUN);
+    wire [TK_LL*33-1:0] tk_load_value;
+    genvar gt;
+    generate
+        for (gt = 0; gt < TK_LL; gt = gt + 1) begin : g_tk_lane
+            localparam integer  GT_I = gt;
+            localparam [LB-1:0] GT = GT_I[LB-1:0];
+            wire [15:0] vprob = pbuf[{bbank, op_b[LB-1:0] + GT}];  // past r_m: ignored
+            if (gt == 0) begin : g_lane0
+                assign tk_load_value[32:0] = tk_load_a ? {tk_protected, ps_scan_imp}
+                                                       : {17'd0, vprob};
+            end else begin : g_lanes
+                assign tk_load_value[gt*33 +: 33] = {17'd0, vprob};
+            end
+        end
+    endgenerate
+    wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (bstate == B_VRUN);
 
-    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(TOPK_CMPS)) u_topk (
+    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(TOPK_CMPS),
+                   .LOAD_LANES(TK_LL)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
-        .load_count(1'b1),
+        .load_count(tk_load_count),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
         .out_valid(tk_out_valid), .out_ready(tk_out_ready), .out_index(tk_out_index),
         .out_last(tk_out_last), .done(tk_done), .thr(tk_thr), .ties(tk_ties),
@@ -670,15 +697,16 @@ module spatten_core #(
     wire        a_fwait   = !qk_take && fk_on;
     wire        a_sm      = !qk_take && (state == S_PASS) && !fk_busy;
     wire        a_topk    = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
-                            || state == S_VSEL || state == S_VSEL_RUN;
+                            || state == S_VSEL;
     wire        a_ctrl    = !(a_qk || a_fwait || a_sm || a_topk);
     wire        a_stall   = a_fwait && !fk_beat_valid;
-    wire        b_job_cyc = (bstate >= B_START) && (bstate <= B_NEXT);
+    wire        b_job_cyc = (bstate != B_IDLE) && (bstate != B_RESULT);
     wire        v_take    = vs_valid && !err_b && pv_in_ready;
     wire        fv_on     = (bstate == B_V) && fv_busy;
     wire        b_v       = v_take || (bstate == B_V && !fv_busy);
     wire        b_fwait   = !v_take && fv_on;
-    wire        b_ctrl    = !(b_v || b_fwait);
+    wire        b_topk    = (bstate == B_VLOAD) || (bstate == B_VRUN);
+    wire        b_ctrl    = !(b_v || b_fwait || b_topk);
     wire        b_stall   = b_fwait && !fv_beat_valid;
     reg  [31:0] ca_fetch_wait, ca_qk, ca_softmax, ca_topk, ca_ctrl, ca_fetch_busy,
                 ca_fetch_stall;
@@ -712,6 +740,7 @@ module spatten_core #(
             cb_v <= cb_v + {31'd0, b_v};
             cb_fetch_wait <= cb_fetch_wait + {31'd0, b_fwait};
             cb_ctrl <= cb_ctrl + {31'd0, b_ctrl};
+            cb_topk <= cb_topk + {31'd0, b_topk};
             cb_fetch_busy <= cb_fetch_busy + {31'd0, fv_on};
             cb_fetch_stall <= cb_fetch_stall + {31'd0, b_stall};
         end
@@ -722,7 +751,7 @@ module spatten_core #(
         if (sm_prob_valid && !err_a && state == S_PASS)
             pbuf[{abank, sm_prob_index}] <= sm_prob_data;
         if (state == S_PR_COLLECT && ps_scan_valid) klist[{abank, cnt[LB-1:0]}] <= ps_scan_idx;
-        if (state == S_VSEL_RUN && tk_out_valid) vlist[{abank, cnt[LB-1:0]}] <= tk_out_index;
+        if (bstate == B_VRUN && tk_out_valid) vlist[{bbank, fi_b[LB-1:0]}] <= tk_out_index;
     end
 
     // ------------------------------------------------------------------ FSMs
@@ -892,24 +921,15 @@ module spatten_core #(
                         end
                     end
                 end
-                S_VSEL: begin
-                    cnt <= T0;
+                S_VSEL: begin  // the selection itself runs in stage B (B_VLOAD, B_VRUN)
                     if (d_v_topk != T0 && d_v_topk < a_m) begin
                         a_vsel <= 1'b1;
                         a_nv <= d_v_topk;
-                        tk_start <= 1'b1;
-                        tk_n <= a_m;
-                        tk_k <= d_v_topk;
-                        state <= S_VSEL_RUN;
                     end else begin
                         a_vsel <= 1'b0;
                         a_nv <= a_m;
-                        state <= S_HAND;
                     end
-                end
-                S_VSEL_RUN: begin
-                    if (tk_out_valid) cnt <= cnt + T1;
-                    if (tk_done) state <= S_HAND;
+                    state <= S_HAND;
                 end
                 S_HAND: if (b_empty) begin  // hand the job to stage B; take the other bank
                     abank <= ~abank;
@@ -949,7 +969,22 @@ module spatten_core #(
                     r_max_msb <= a_max_msb; r_max <= a_max; r_m <= a_m; r_nv <= a_nv;
                     r_beats <= a_beats; b_cyc <= a_cyc + 32'd1;
                     r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
-                    bstate <= a_skip ? B_NEXT : B_START;
+                    op_b <= T0;
+                    bstate <= a_skip ? B_NEXT : (a_vsel ? B_VLOAD : B_START);
+                end
+                B_VLOAD: begin  // the job's probabilities into the top-k engine, TK_LL a cycle
+                    op_b <= op_b + TK_LL_T;
+                    if (vload_left <= TK_LL_T) begin
+                        tk_start <= 1'b1;
+                        tk_n <= r_m;
+                        tk_k <= r_nv;
+                        fi_b <= T0;
+                        bstate <= B_VRUN;
+                    end
+                end
+                B_VRUN: begin  // top-k(n = m, k = v_topk) -> V list of B's bank
+                    if (tk_out_valid) fi_b <= fi_b + T1;
+                    if (tk_done) bstate <= B_START;
                 end
                 B_START: begin  // start the V fetch
                     fv_start <= 1'b1;
