@@ -16,7 +16,8 @@ of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to 
                 + PIPE_K + 2 m / L + SOFTMAX_TAIL
                 (the softmax's load pass overlaps the fetch; its exp and output passes, n + 4
                 and n + 3 cycles, and the 42-cycle divide follow the last score)
-  V select      topk(m, v_topk) when v_topk < m
+  V select      stage B (section 11), when v_topk < m: ceil(m / 8) cycles loading the
+                probabilities into the top-k engine (VLOAD, 8 a cycle) + topk(m, v_topk)
   V pass        PASS_START 1 + max(F(V plane), nv / kv) + PIPE_V
   accumulate    ACC_T: m cycles with acc_tokens (one entry per cycle), else 1
   topk(n, k)    1 + passes + emit + 1 (DONE)
@@ -160,8 +161,9 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
         ph += _fetch_phases(plane, f, fit, r, compute, False)
         ph.append(Phase(plane, PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL))
     ph.append(Phase("control", 1))  # VSEL
-    if shape.v_select:
-        ph.append(Phase("v_select", topk_cycles(m, nv, cfg.topk_comparators)))
+    if shape.v_select:  # stage B: VLOAD (8 probabilities a cycle), then the engine
+        ph.append(Phase("v_select", math.ceil(m / min(8, cfg.topk_comparators))
+                        + topk_cycles(m, nv, cfg.topk_comparators), True))
     f = fetch["v"] = plane_fetch(shape, "v", fit.tx_bytes)
     ph.append(Phase("v", 1, True))  # PASS_START
     ph += _fetch_phases("v", f, fit, r, nv / cfg.values_per_cycle, True)

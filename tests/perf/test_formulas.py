@@ -88,7 +88,7 @@ def test_stage_breakdown_of_a_job():
     # K MSB: 100 8-bit tokens x 2 beats, contiguous: 100 tx of 64 B at 4 cycles
     assert st["k_msb"] == pytest.approx(100 + 400 + 6 + 200 + SOFTMAX_TAIL)
     assert st["k_lsb"] == 0 and st["accumulate"] == 100
-    assert st["v_select"] == topk_cycles(100, 50)
+    assert st["v_select"] == math.ceil(100 / 8) + topk_cycles(100, 50)  # stage B: VLOAD + top-k
     assert p.beats == 100 * 2 + 50 * 2 and p.bytes == 32 * p.beats
     assert p.ops == 2 * 64 * (100 + 50)
     with_lsb = predict_job(shape(m=100, nv=50, lsb=True), DEFAULT, FIT)
