@@ -52,9 +52,10 @@
 // D <= 64 keeps a score within the softmax's 30 bits), L_MAX a power of two >= 64 (the readback
 // window is 32 entries), H_MAX a power of two with 2*H_MAX <= L_MAX, AW 32..48, N_CH 1, 2, 4 or
 // 8, QK_MULS a power of two dividing D (D/QK_MULS cycles per key), PV_MULS = D (one value per
-// cycle), TOPK_CMPS a power of two in 2..L_MAX/2, MAX_BURST 2..256; DESC_W and RES_W must be left
-// at their derived values. Anything else fails elaboration (an instance of a missing module:
-// Verilog-2005 has no $error), never a core that misreads its descriptors.
+// cycle), TOPK_CMPS a power of two in 2..L_MAX/2, MAX_BURST 2..256, SM_LANES (softmax lanes)
+// 1, 2, 4 or 8; DESC_W and RES_W must be left at their derived values. Anything else fails
+// elaboration (an instance of a missing module: Verilog-2005 has no $error), never a core that
+// misreads its descriptors.
 module spatten_core #(
     parameter integer D         = 64,
     parameter integer L_MAX     = 1024,
@@ -66,6 +67,7 @@ module spatten_core #(
     parameter integer PV_MULS   = 64,
     parameter integer TOPK_CMPS = 16,
     parameter integer MAX_BURST = 16,
+    parameter integer SM_LANES  = 8,
     // derived (section 2.1 / 2.3): 78 + 3 HB + 5 TB + 3 AW + 12 D and 365 + 2 TB + 16 D bits
     parameter integer DESC_W = 78 + 3 * ((H_MAX > 1) ? $clog2(H_MAX) : 1)
                                + 5 * $clog2(L_MAX + 1) + 3 * AW + 12 * D,
@@ -111,6 +113,11 @@ module spatten_core #(
     localparam integer  L_MAX_T = L_MAX;               // a sized copy for part-selects
     localparam [TB-1:0] N_MAX = L_MAX_T[TB-1:0];
     localparam integer  H_MAX_T = H_MAX;
+    // softmax lanes: scores / probabilities per softmax beat
+    localparam integer  SL  = SM_LANES;
+    localparam integer  SLC = $clog2(SL + 1);
+    localparam integer  SL_M1_I = SL - 1;
+    localparam [SLC-1:0] SL_M1 = SL_M1_I[SLC-1:0];
     // value selection loads TK_LL probabilities per cycle into the top-k engine (section 11)
     localparam integer  TK_LL = (TOPK_CMPS < 8) ? TOPK_CMPS : 8;
     localparam integer  TKC = $clog2(TK_LL + 1);
@@ -129,6 +136,7 @@ module spatten_core #(
             PV_MULS != D ||
             TOPK_CMPS < 2 || 2 * TOPK_CMPS > L_MAX || (TOPK_CMPS & (TOPK_CMPS - 1)) != 0 ||
             MAX_BURST < 2 || MAX_BURST > 256 ||
+            !(SM_LANES == 1 || SM_LANES == 2 || SM_LANES == 4 || SM_LANES == 8) ||
             DESC_W != 78 + 3 * HB + 5 * TB + 3 * AW + 12 * D ||
             RES_W != 365 + 2 * TB + 16 * D) begin : unsupported
             spatten_core_unsupported_parameters see_docs_architecture_section_1 ();
@@ -345,8 +353,9 @@ module spatten_core #(
     reg         tk_start;
     reg [TB-1:0]  tk_n, tk_k;
     wire        sm_prob_valid;
-    wire [15:0] sm_prob_data;
+    wire [SL*16-1:0] sm_prob_data;
     wire [LB-1:0] sm_prob_index;
+    wire [SLC-1:0] sm_prob_count;
     // Loads: a prune's scan (stage A, one entry per cycle; only while stage B is empty, section
     // 11) or the value selection's probabilities (stage B_VLOAD: TK_LL per cycle from the prob
     // buffer of B's bank). The engine is never used by both stages at once.
@@ -569,21 +578,59 @@ module spatten_core #(
     wire [TB-1:0] sm_n = keys_done ? a_m : N_MAX;
     wire dp_in_valid = s_valid && !err_a;
 
+    wire dp_out_ready;
     spatten_dot_product #(.D(D), .QK_MULS(QK_MULS)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
         .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x),
         .in_last(s_pos == a_m - T1), .out_valid(dp_out_valid),
-        .out_ready(sm_score_ready && !err_a), .out_score(dp_score), .out_last(dp_out_last)
+        .out_ready(dp_out_ready), .out_score(dp_score), .out_last(dp_out_last)
     );
 
-    spatten_softmax #(.L_MAX(L_MAX)) u_sm (
+    // Scores into the softmax: one a cycle at SM_LANES = 1; at SM_LANES > 1 a gearbox packs
+    // SM_LANES consecutive scores into a beat (the job's last score ends a partial beat, whose
+    // other lanes the softmax ignores). After an AXI error the softmax is fed zero beats
+    // until it has its n scores (see the header), so it ends idle.
+    wire            sm_score_valid;
+    wire [SL*30-1:0] sm_score_beat;
+    generate
+        if (SL == 1) begin : g_sm_one
+            assign dp_out_ready = sm_score_ready && !err_a;
+            assign sm_score_valid = err_a ? 1'b1 : dp_out_valid;
+            assign sm_score_beat = err_a ? 30'd0 : sm_score;
+        end else begin : g_sm_gearbox
+            reg [SL*30-1:0] gb_data;
+            reg [SLC-1:0]   gb_n;       // scores collected in the beat
+            reg             gb_done;    // the beat is complete (SM_LANES scores, or the last)
+            wire            gb_take = gb_done && sm_score_ready && !err_a;
+            wire [SLC-1:0]  gb_pos = gb_take ? {SLC{1'b0}} : gb_n;
+            wire            gb_fire = dp_out_valid && dp_out_ready;
+            assign dp_out_ready = (!gb_done || sm_score_ready) && !err_a;
+            assign sm_score_valid = err_a ? 1'b1 : gb_done;
+            assign sm_score_beat = err_a ? {SL*30{1'b0}} : gb_data;
+            always @(posedge clk) begin
+                if (!rst_n || clr_pipe) begin
+                    gb_n <= {SLC{1'b0}};
+                    gb_done <= 1'b0;
+                end else if (gb_fire) begin
+                    gb_data[gb_pos[SLC-2:0]*30 +: 30] <= sm_score;
+                    gb_n <= gb_pos + {{(SLC-1){1'b0}}, 1'b1};
+                    gb_done <= (gb_pos == SL_M1) || dp_out_last;
+                end else if (gb_take) begin
+                    gb_n <= {SLC{1'b0}};
+                    gb_done <= 1'b0;
+                end
+            end
+        end
+    endgenerate
+
+    spatten_softmax #(.L_MAX(L_MAX), .LANES(SL)) u_sm (
         .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(sm_n), .n_update(sm_n_update),
         .score_mult(d_mult),
         .score_shift(d_shift), .busy(sm_busy), .done(sm_done),
-        .score_valid(err_a ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
-        .score_data(err_a ? 30'd0 : sm_score),
+        .score_valid(sm_score_valid), .score_ready(sm_score_ready),
+        .score_data(sm_score_beat),
         .prob_valid(sm_prob_valid), .prob_ready(1'b1), .prob_data(sm_prob_data),
-        .prob_index(sm_prob_index), .prob_last(sm_prob_last),
+        .prob_index(sm_prob_index), .prob_count(sm_prob_count), .prob_last(sm_prob_last),
         .stats_valid(sm_stats_valid), .max_prob(sm_max_prob), .max_index(sm_max_index),
         .exp_sum(sm_exp_sum), .recip(sm_recip)
     );
@@ -747,9 +794,12 @@ module spatten_core #(
     end
 
     // ------------------------------------------------------------------ list writes
+    integer pj;  // lane of a softmax output beat
     always @(posedge clk) begin
         if (sm_prob_valid && !err_a && state == S_PASS)
-            pbuf[{abank, sm_prob_index}] <= sm_prob_data;
+            for (pj = 0; pj < SL; pj = pj + 1)
+                if (pj < {{(32-SLC){1'b0}}, sm_prob_count})
+                    pbuf[{abank, sm_prob_index + pj[LB-1:0]}] <= sm_prob_data[pj*16 +: 16];
         if (state == S_PR_COLLECT && ps_scan_valid) klist[{abank, cnt[LB-1:0]}] <= ps_scan_idx;
         if (bstate == B_VRUN && tk_out_valid) vlist[{bbank, fi_b[LB-1:0]}] <= tk_out_index;
     end

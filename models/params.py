@@ -40,6 +40,7 @@ class CoreParams:
     axi_addr_bits: int = 32
     axi_read_channels: int = 1
     max_burst_beats: int = 16
+    softmax_lanes: int = 8  # scores / probabilities per cycle in the softmax's passes
 
     def __post_init__(self) -> None:
         if self.head_dim <= 0 or self.head_dim % 8:
@@ -82,19 +83,20 @@ DEFAULT_PARAMS = CoreParams()
 # (docs/architecture.md section 1). `default` is the configuration every test builds unless it
 # names another; `small` shrinks every dimension (half the head size and bus, a quarter of the
 # tokens, half the heads, D/QK_MULS = 2 cycles per key, half the top-k comparators, 8-beat
-# bursts): it checks that the top level follows its parameters, and it simulates faster.
+# bursts, one softmax lane): it checks that the top level follows its parameters, and it
+# simulates faster.
 CONFIGURATIONS: dict[str, CoreParams] = {
     "default": DEFAULT_PARAMS,
     "small": CoreParams(head_dim=32, max_tokens=256, max_heads=16, qk_multipliers=16,
                         pv_multipliers=32, topk_comparators=8, axi_data_bits=128,
-                        max_burst_beats=8),
+                        max_burst_beats=8, softmax_lanes=1),
 }
 
 # CoreParams field -> spatten_core Verilog parameter (N_CH comes from the run's channels knob)
 VERILOG_PARAMETERS = {
     "head_dim": "D", "max_tokens": "L_MAX", "max_heads": "H_MAX", "qk_multipliers": "QK_MULS",
     "pv_multipliers": "PV_MULS", "topk_comparators": "TOPK_CMPS", "axi_data_bits": "AXI_DW",
-    "axi_addr_bits": "AW", "max_burst_beats": "MAX_BURST",
+    "axi_addr_bits": "AW", "max_burst_beats": "MAX_BURST", "softmax_lanes": "SM_LANES",
 }
 
 

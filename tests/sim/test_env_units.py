@@ -162,7 +162,8 @@ def test_build_parameters_follow_the_configuration():
     assert built["AXI_DW"] == small.axi_data_bits and built["QK_MULS"] == small.qk_multipliers
     assert verilog_parameters(CONFIGURATIONS["default"]) == {}
     assert set(verilog_parameters(small, only_changed=False)) == {
-        "D", "L_MAX", "H_MAX", "QK_MULS", "PV_MULS", "TOPK_CMPS", "AXI_DW", "AW", "MAX_BURST"}
+        "D", "L_MAX", "H_MAX", "QK_MULS", "PV_MULS", "TOPK_CMPS", "AXI_DW", "AW", "MAX_BURST",
+        "SM_LANES"}
 
 
 def test_environment_refuses_a_dut_of_another_configuration():
