@@ -9,14 +9,21 @@
 // on the tb_r_* pins. The environment uses this path whenever the toplevel has `tb_r_push`;
 // with spatten_core itself as the toplevel it drives the R pins from Python, beat by beat.
 module spatten_core_tb #(
-    parameter integer D      = 64,
-    parameter integer L_MAX  = 1024,
-    parameter integer H_MAX  = 32,
-    parameter integer N_CH   = 1,
-    parameter integer AXI_DW = 256,
-    parameter integer AW     = 32,
-    parameter integer DESC_W = 1012,
-    parameter integer RES_W  = 1411
+    // spatten_core's parameters, same defaults, passed through (docs/architecture.md 1.1)
+    parameter integer D         = 64,
+    parameter integer L_MAX     = 1024,
+    parameter integer H_MAX     = 32,
+    parameter integer N_CH      = 1,
+    parameter integer AXI_DW    = 256,
+    parameter integer AW        = 32,
+    parameter integer QK_MULS   = 64,
+    parameter integer PV_MULS   = 64,
+    parameter integer TOPK_CMPS = 16,
+    parameter integer MAX_BURST = 16,   // <= 16: a FIFO push carries up to 16 beats
+    parameter integer SM_LANES  = 8,
+    parameter integer DESC_W = 78 + 3 * ((H_MAX > 1) ? $clog2(H_MAX) : 1)
+                               + 5 * $clog2(L_MAX + 1) + 3 * AW + 12 * D,
+    parameter integer RES_W  = 365 + 2 * $clog2(L_MAX + 1) + 16 * D
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -70,8 +77,18 @@ module spatten_core_tb #(
             tb_cycle <= tb_cycle + 32'd1;
     end
 
+    // Bursts of more than 16 beats do not fit a FIFO push: an elaboration error (Verilog-2005
+    // has no $error), like spatten_core's own guard.
+    generate
+        if (MAX_BURST > 16) begin : unsupported
+            spatten_core_tb_max_burst_above_16 see_axi_r_playout ();
+        end
+    endgenerate
+
     spatten_core #(.D(D), .L_MAX(L_MAX), .H_MAX(H_MAX), .N_CH(N_CH), .AXI_DW(AXI_DW),
-                   .AW(AW), .DESC_W(DESC_W), .RES_W(RES_W)) u_core (
+                   .AW(AW), .QK_MULS(QK_MULS), .PV_MULS(PV_MULS), .TOPK_CMPS(TOPK_CMPS),
+                   .MAX_BURST(MAX_BURST), .SM_LANES(SM_LANES), .DESC_W(DESC_W),
+                   .RES_W(RES_W)) u_core (
         .clk(clk), .rst_n(rst_n),
         .desc_valid(desc_valid), .desc_ready(desc_ready), .desc_data(desc_data),
         .res_valid(res_valid), .res_ready(res_ready), .res_data(res_data),
