@@ -30,10 +30,10 @@
 // Why ACC_BITS = 32 is exact (section 4.6; models/core.py weighted_sum sums in int64): in the
 // core the probabilities of a job sum to at most 32768 + n/2 + 1 <= 33281 (n <= 1024,
 // section 4.4), each p_t >= 0 and |v| <= 2048, so every partial sum, whichever pairs it holds,
-// has |acc| <= 33281 · 2048 < 2^27. The tree of a beat is exact in 29 + clog2(VPC) bits; it is
-// then sign-extended to ACC_BITS, or cut to ACC_BITS when wider (29 + 3 = 32 at VPC = 8 is
-// not wider): two's-complement addition is exact modulo 2^ACC_BITS, so the accumulator holds
-// the exact sum whenever the final |acc_d| < 2^(ACC_BITS-1), however the pairs were grouped.
+// has |acc| <= 33281 · 2048 < 2^27. The beat's tree adds in ACC_BITS too: two's-complement
+// addition is exact modulo 2^ACC_BITS, so the accumulator holds the exact sum whenever the
+// final |acc_d| < 2^(ACC_BITS-1), however the pairs were grouped into beats and tree nodes
+// (an exact tree would need 29 + clog2(VPC) bits: 32 at VPC = 8, no wider anyway).
 // (One beat of 8 pairs of the largest 16-bit probability, 8 · 65535 · 2048 < 2^30, fits too.)
 module spatten_pv_accum #(
     parameter integer D        = 64,
@@ -58,7 +58,6 @@ module spatten_pv_accum #(
     localparam integer VPC  = PV_MULS / D;                 // pairs per beat
     localparam integer LVP  = $clog2(VPC);                 // adder tree levels
     localparam integer PW   = 29;                          // 17-bit signed prob x 12-bit value
-    localparam integer TW   = PW + LVP;                    // tree sum width
     localparam integer CNTW = $clog2(VPC + 1);
 
     reg                    s1_valid, s1_last;
@@ -71,12 +70,12 @@ module spatten_pv_accum #(
 
     // Probabilities of the beat's valid pairs; the others zeroed (their products are 0).
     wire [VPC*16-1:0] prob_eff;
-    genvar j, l, e;
+    genvar pj;
     generate
         if (VPC > 1) begin : g_mask
-            for (j = 0; j < VPC; j = j + 1) begin : pair
-                localparam [CNTW-1:0] J = j;
-                assign prob_eff[j*16 +: 16] = (in_count > J) ? in_prob[j*16 +: 16] : 16'd0;
+            for (pj = 0; pj < VPC; pj = pj + 1) begin : pair
+                localparam [CNTW-1:0] J = pj;
+                assign prob_eff[pj*16 +: 16] = (in_count > J) ? in_prob[pj*16 +: 16] : 16'd0;
             end
         end else begin : g_one
             assign prob_eff = in_prob;
@@ -84,43 +83,29 @@ module spatten_pv_accum #(
         end
     endgenerate
 
-    // Adder tree over the pairs of a beat, per element: level l holds VPC >> l sums of
-    // PW + l bits per element, entry (jj, d) at [(jj*D + d)*(PW+l)], the sum of entries
-    // (2jj, d) and (2jj+1, d) of the level below.
-    generate
-        for (l = 0; l <= LVP; l = l + 1) begin : lv
-            localparam integer N = VPC >> l;
-            localparam integer W = PW + l;
-            wire [N*D*W-1:0] s;
-            if (l == 0) begin : g_leaf
-                assign s = s1_prod;
-            end else begin : g_node
-                for (j = 0; j < N; j = j + 1) begin : pair
-                    for (e = 0; e < D; e = e + 1) begin : elem
-                        wire [W-2:0] a = lv[l-1].s[((2*j)*D + e)*(W-1) +: W-1];
-                        wire [W-2:0] b = lv[l-1].s[((2*j+1)*D + e)*(W-1) +: W-1];
-                        assign s[(j*D + e)*W +: W] = {a[W-2], a} + {b[W-2], b};
-                    end
-                end
-            end
+    // Adder tree over the pairs of a beat, per element d: the VPC products, sign-extended to
+    // ACC_BITS (see the header for why that width is exact), summed pairwise level by level in
+    // lane_t (lane j = lane 2j + lane 2j+1 at each level, so log2 VPC adders deep), then the
+    // accumulator adds the result. Written as a procedural loop rather than a generate tree of
+    // slices of one wide net: Icarus re-evaluates every reader of a wide net whenever any slice
+    // changes, which made a 64 x 7-node tree hundreds of times slower to simulate.
+    integer e, j, lvl;
+    reg [VPC*ACC_BITS-1:0] lane_t;
+    reg [D*ACC_BITS-1:0]   beat_sum;
+    always @(*) begin
+        beat_sum = {D*ACC_BITS{1'b0}};
+        lane_t = {VPC*ACC_BITS{1'b0}};
+        for (e = 0; e < D; e = e + 1) begin
+            for (j = 0; j < VPC; j = j + 1)
+                lane_t[j*ACC_BITS +: ACC_BITS] =
+                    {{(ACC_BITS-PW){s1_prod[(j*D + e)*PW + PW-1]}}, s1_prod[(j*D + e)*PW +: PW]};
+            for (lvl = 1; lvl <= LVP; lvl = lvl + 1)
+                for (j = 0; j < (VPC >> lvl); j = j + 1)
+                    lane_t[j*ACC_BITS +: ACC_BITS] = lane_t[(2*j)*ACC_BITS +: ACC_BITS]
+                                                   + lane_t[(2*j+1)*ACC_BITS +: ACC_BITS];
+            beat_sum[e*ACC_BITS +: ACC_BITS] = lane_t[ACC_BITS-1:0];
         end
-    endgenerate
-
-    // The beat's sum per element in ACC_BITS (see the header for why cutting is exact).
-    wire [D*ACC_BITS-1:0] beat_sum;
-    generate
-        for (e = 0; e < D; e = e + 1) begin : ext
-            wire [TW-1:0] t = lv[LVP].s[e*TW +: TW];
-            if (ACC_BITS > TW) begin : g_sext
-                assign beat_sum[e*ACC_BITS +: ACC_BITS] = {{(ACC_BITS-TW){t[TW-1]}}, t};
-            end else begin : g_cut
-                assign beat_sum[e*ACC_BITS +: ACC_BITS] = t[ACC_BITS-1:0];
-                if (ACC_BITS < TW) begin : g_unused
-                    wire unused_top = ^t[TW-1:ACC_BITS];
-                end
-            end
-        end
-    endgenerate
+    end
 
     integer d;
     reg signed [ACC_BITS-1:0] acc_d, rounded;
