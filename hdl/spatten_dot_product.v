@@ -110,12 +110,24 @@ module spatten_dot_product #(
         end
     endgenerate
 
-    integer m;
+    // The products as one value, so that `prod` takes one update per cycle: assigned slice
+    // by slice, Icarus propagates each of the QK_MULS slice writes to every tree adder that
+    // reads `prod` (QK_MULS^2/2 evaluations a cycle, seconds per cycle at KPC = 8).
+    function [QK_MULS*PW-1:0] products;
+        input [QK_MULS*12-1:0] qv, kv;
+        integer m;
+        begin
+            for (m = 0; m < QK_MULS; m = m + 1)
+                products[m*PW +: PW] = $signed(qv[m*12 +: 12]) * $signed(kv[m*12 +: 12]);
+        end
+    endfunction
+    // Zero without a replication: one of 12288 bits (KPC = 8) is over Verilator's limit.
+    localparam [QK_MULS*PW-1:0] PROD_ZERO = 0;
+
     always @(posedge clk) begin
         if (!rst_n || clear) begin
             chunk <= {CW{1'b0}};
-            for (m = 0; m < QK_MULS; m = m + 1)     // (one replication of 12288 bits at
-                prod[m*PW +: PW] <= {PW{1'b0}};     // KPC = 8 trips Verilator's limit)
+            prod <= PROD_ZERO;
             prod_valid <= 1'b0;
             prod_first <= 1'b0;
             prod_last <= 1'b0;
@@ -129,9 +141,7 @@ module spatten_dot_product #(
             prod_count <= beat_count;
             if (in_step) begin
                 chunk <= last_chunk ? {CW{1'b0}} : chunk + 1'b1;
-                for (m = 0; m < QK_MULS; m = m + 1)
-                    prod[m*PW +: PW] <= $signed(q_chunk[m*12 +: 12])
-                                      * $signed(k_chunk[m*12 +: 12]);
+                prod <= products(q_chunk, k_chunk);
             end
         end
     end
@@ -157,12 +167,21 @@ module spatten_dot_product #(
                 assign k = prod_key_last;
                 assign n = prod_count;
             end else begin : g_node
-                wire [N*W-1:0] sum;
-                for (i = 0; i < N; i = i + 1) begin : add
-                    wire [W-2:0] a = lv[l-1].s[(2*i)*(W-1) +: W-1];
-                    wire [W-2:0] b = lv[l-1].s[(2*i+1)*(W-1) +: W-1];
-                    assign sum[i*W +: W] = {a[W-2], a} + {b[W-2], b};
-                end
+                // The level's N sums as one function of the level below (one evaluation per
+                // change in Icarus, rather than every adder on every change of any slice).
+                function [N*W-1:0] pair_sums;
+                    input [2*N*(W-1)-1:0] x;
+                    integer p;
+                    reg [W-2:0] a, b;
+                    begin
+                        for (p = 0; p < N; p = p + 1) begin
+                            a = x[(2*p)*(W-1) +: W-1];
+                            b = x[(2*p+1)*(W-1) +: W-1];
+                            pair_sums[p*W +: W] = {a[W-2], a} + {b[W-2], b};
+                        end
+                    end
+                endfunction
+                wire [N*W-1:0] sum = pair_sums(lv[l-1].s);
                 if ((l % 2) == 0 && l < LV) begin : g_reg
                     reg [N*W-1:0]  r;
                     reg            rv, rf, rc, rk;

@@ -42,11 +42,18 @@ def signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def beats_of(keys):
-    """(in_k word, in_count) per beat: KPC keys a beat, the last beat holding the rest."""
+def beats_of(keys, rng=None):
+    """(in_k word, in_count) per beat: KPC keys a beat, the last beat holding the rest. With
+    rng, the lanes of a partial beat past its keys hold random bits (the DUT must ignore them:
+    zeros there would hide a count off by one)."""
     rows = keys.tolist()
-    return [(pack12([x for row in rows[b:b + KPC] for x in row]), len(rows[b:b + KPC]))
-            for b in range(0, len(rows), KPC)]
+    beats = []
+    for b in range(0, len(rows), KPC):
+        word, count = pack12([x for row in rows[b:b + KPC] for x in row]), len(rows[b:b + KPC])
+        if rng is not None and count < KPC:
+            word |= rng.getrandbits(12 * D * (KPC - count)) << (12 * D * count)
+        beats.append((word, count))
+    return beats
 
 
 async def reset(dut):
@@ -76,7 +83,7 @@ async def run_job(dut, rng, query, keys, valid_p, ready_p, abort_after=None):
     out_count, out_last). With abort_after, returns after that many cycles (a job cut off).
     """
     dut.query.value = pack12(query.tolist())
-    beats = beats_of(keys)
+    beats = beats_of(keys, rng)
     n = len(beats)
     i, cycle = 0, 0
     got, acc_cyc, out_cyc = [], [], []
@@ -235,7 +242,9 @@ async def dot_clear_mid_job(dut):
     for cut in (3, 7, 12):
         query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
         keys = torch.randint(QKV_MIN, QKV_MAX + 1, (40 * KPC, D), generator=g)
-        got, acc_cyc, _ = await run_job(dut, rng, query, keys, 0.9, 0.6, abort_after=cut)
+        # valid always high: beats are in flight at the cut (none out yet, or the last
+        # LATENCY cycles' beats), whatever the ready pattern.
+        got, acc_cyc, _ = await run_job(dut, rng, query, keys, 1.0, 0.6, abort_after=cut)
         assert len(got) < len(acc_cyc), "the cut job should have beats in flight"
         dut.clear.value = 1
         await RisingEdge(dut.clk)

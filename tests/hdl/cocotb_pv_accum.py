@@ -37,11 +37,18 @@ def unpack_signed(word, bits, n):
     return out
 
 
-def beats_of(probs, values):
-    """(in_prob, in_value, in_count) per beat: VPC pairs a beat, the last holding the rest."""
+def beats_of(probs, values, rng):
+    """(in_prob, in_value, in_count) per beat: VPC pairs a beat, the last holding the rest;
+    the pairs of a partial beat past its count hold random bits (the DUT must ignore them)."""
     p, v = probs.tolist(), values.tolist()
-    return [(pack(p[b:b + VPC], 16), pack([x for row in v[b:b + VPC] for x in row], 12),
-             len(p[b:b + VPC])) for b in range(0, len(p), VPC)]
+    beats = []
+    for b in range(0, len(p), VPC):
+        count = len(p[b:b + VPC])
+        prob = pack(p[b:b + VPC], 16) | rng.getrandbits(16 * (VPC - count)) << (16 * count)
+        value = pack([x for row in v[b:b + VPC] for x in row], 12) \
+            | rng.getrandbits(12 * D * (VPC - count)) << (12 * D * count)
+        beats.append((prob, value, count))
+    return beats
 
 
 async def reset(dut):
@@ -104,7 +111,7 @@ async def run_job(dut, rng, probs, values, valid_prob, ready_prob, clear_first=T
         dut.clear.value = 1
         await RisingEdge(dut.clk)
         dut.clear.value = 0
-    accepted, cycle = await send_beats(dut, rng, beats_of(probs, values), valid_prob)
+    accepted, cycle = await send_beats(dut, rng, beats_of(probs, values, rng), valid_prob)
     out, abs_sum, first_valid = await take_result(dut, rng, ready_prob, cycle)
     return out, abs_sum, first_valid - accepted[-1]
 
@@ -170,7 +177,7 @@ async def pv_accum_rate_and_latency(dut):
         dut.clear.value = 1
         await RisingEdge(dut.clk)
         dut.clear.value = 0
-        accepted, cycle = await send_beats(dut, rng, beats_of(probs, values), 1.0)
+        accepted, cycle = await send_beats(dut, rng, beats_of(probs, values, rng), 1.0)
         out, abs_sum, first_valid = await take_result(dut, rng, 1.0, cycle)
         check(probs, values, out, abs_sum, f"full rate n={n}")
         assert accepted == list(range(len(accepted))), \
@@ -190,7 +197,7 @@ async def pv_accum_clear_mid_job(dut):
     for gap in (0, 1, 3):  # cycles between the cut job's last beat and clear
         n = 5 * VPC + 2
         cut = beats_of(torch.randint(0, 32769, (n,), generator=g),
-                       torch.randint(-2048, 2048, (n, D), generator=g))
+                       torch.randint(-2048, 2048, (n, D), generator=g), rng)
         await send_beats(dut, rng, cut, 0.8, last=False)
         for _ in range(gap):
             await RisingEdge(dut.clk)
