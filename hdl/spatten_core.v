@@ -44,18 +44,34 @@
 // scores, then drains (and discards) its probabilities, so it ends idle.
 // The small lists (key list, V list, prob buffer) are read combinationally (distributed RAM);
 // the K-code buffer (L_MAX x D*12 bits) has a synchronous read.
-// Only the default geometry (D = 64, L_MAX = 1024, H_MAX = 32, AXI 256 bits, 32-bit addresses;
-// N_CH = 1, 2, 4 or 8) is supported by the descriptor/result offsets below: other values fail
-// elaboration.
+// Parameters (docs/architecture.md section 1): the descriptor and result layouts (DESC_W, RES_W
+// and every field offset below) derive from D, L_MAX, H_MAX and AW exactly like
+// descriptor_fields() / result_fields() derive them from CoreParams; QK_MULS, TOPK_CMPS and
+// MAX_BURST reach their blocks. Supported: AXI_DW = 4*D with D = 16, 32 or 64 (a 4-bit token
+// is one bus word, a dense 6-bit token 1.5: the fetcher's and unpacker's plane geometry;
+// D <= 64 keeps a score within the softmax's 30 bits), L_MAX a power of two >= 64 (the readback
+// window is 32 entries), H_MAX a power of two with 2*H_MAX <= L_MAX, AW 32..48, N_CH 1, 2, 4 or
+// 8, QK_MULS a power of two dividing D (D/QK_MULS cycles per key), PV_MULS = D (one value per
+// cycle), TOPK_CMPS a power of two in 2..L_MAX/2, MAX_BURST 2..256, SM_LANES (softmax lanes)
+// 1, 2, 4 or 8; DESC_W and RES_W must be left at their derived values. Anything else fails
+// elaboration (an instance of a missing module: Verilog-2005 has no $error), never a core that
+// misreads its descriptors.
 module spatten_core #(
-    parameter integer D      = 64,
-    parameter integer L_MAX  = 1024,
-    parameter integer H_MAX  = 32,
-    parameter integer N_CH   = 1,
-    parameter integer AXI_DW = 256,
-    parameter integer AW     = 32,
-    parameter integer DESC_W = 1012,
-    parameter integer RES_W  = 1411
+    parameter integer D         = 64,
+    parameter integer L_MAX     = 1024,
+    parameter integer H_MAX     = 32,
+    parameter integer N_CH      = 1,
+    parameter integer AXI_DW    = 256,
+    parameter integer AW        = 32,
+    parameter integer QK_MULS   = 64,
+    parameter integer PV_MULS   = 64,
+    parameter integer TOPK_CMPS = 16,
+    parameter integer MAX_BURST = 16,
+    parameter integer SM_LANES  = 8,
+    // derived (section 2.1 / 2.3): 78 + 3 HB + 5 TB + 3 AW + 12 D and 365 + 2 TB + 16 D bits
+    parameter integer DESC_W = 78 + 3 * ((H_MAX > 1) ? $clog2(H_MAX) : 1)
+                               + 5 * $clog2(L_MAX + 1) + 3 * AW + 12 * D,
+    parameter integer RES_W  = 365 + 2 * $clog2(L_MAX + 1) + 16 * D
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -86,17 +102,43 @@ module spatten_core #(
     output wire [31:0]          dbg_kept,
     output wire                 dbg_last
 );
-    localparam integer LB = $clog2(L_MAX);
-    localparam integer TB = $clog2(L_MAX + 1);
-    localparam integer HB = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+    localparam integer LB  = $clog2(L_MAX);
+    localparam integer TB  = $clog2(L_MAX + 1);
+    localparam integer HB  = (H_MAX > 1) ? $clog2(H_MAX) : 1;
+    localparam integer SW  = 24 + $clog2(D);           // Q.K score width (<= 30: D <= 64)
+    localparam integer WSH = $clog2(AXI_DW / 8);       // log2(bytes per bus word)
+    localparam [TB-1:0] T0 = {TB{1'b0}};
+    localparam [TB-1:0] T1 = {{(TB-1){1'b0}}, 1'b1};
+    localparam [HB:0]   H0 = {(HB+1){1'b0}};
+    localparam integer  L_MAX_T = L_MAX;               // a sized copy for part-selects
+    localparam [TB-1:0] N_MAX = L_MAX_T[TB-1:0];
+    localparam integer  H_MAX_T = H_MAX;
+    // softmax lanes: scores / probabilities per softmax beat
+    localparam integer  SL  = SM_LANES;
+    localparam integer  SLC = $clog2(SL + 1);
+    localparam integer  SL_M1_I = SL - 1;
+    localparam [SLC-1:0] SL_M1 = SL_M1_I[SLC-1:0];
+    // value selection loads TK_LL probabilities per cycle into the top-k engine (section 11)
+    localparam integer  TK_LL = (TOPK_CMPS < 8) ? TOPK_CMPS : 8;
+    localparam integer  TKC = $clog2(TK_LL + 1);
+    localparam [TKC-1:0] TKC_ONE = {{(TKC-1){1'b0}}, 1'b1};
+    localparam [TKC-1:0] TK_LL_C = TK_LL[TKC-1:0];
+    localparam [TB-1:0]  TK_LL_T = TK_LL[TB-1:0];
+    localparam [HB:0]   H_MAX_H = H_MAX_T[HB:0];
 
-    // The descriptor/result offsets below are those of the default geometry; anything else is
-    // an elaboration error (a missing module: Verilog-2005 has no $error), not a silently
-    // misread descriptor. N_CH: the read channels the fetcher and the environment support.
     generate
-        if (D != 64 || L_MAX != 1024 || H_MAX != 32 || AXI_DW != 256 || AW != 32 ||
-            DESC_W != 1012 || RES_W != 1411 ||
-            !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8)) begin : unsupported
+        if (AXI_DW != 4 * D || !(D == 16 || D == 32 || D == 64) ||
+            L_MAX < 64 || (L_MAX & (L_MAX - 1)) != 0 ||
+            H_MAX < 2 || (H_MAX & (H_MAX - 1)) != 0 || 2 * H_MAX > L_MAX ||
+            AW < 32 || AW > 48 ||
+            !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8) ||
+            QK_MULS < 1 || QK_MULS > D || (QK_MULS & (QK_MULS - 1)) != 0 ||
+            PV_MULS != D ||
+            TOPK_CMPS < 2 || 2 * TOPK_CMPS > L_MAX || (TOPK_CMPS & (TOPK_CMPS - 1)) != 0 ||
+            MAX_BURST < 2 || MAX_BURST > 256 ||
+            !(SM_LANES == 1 || SM_LANES == 2 || SM_LANES == 4 || SM_LANES == 8) ||
+            DESC_W != 78 + 3 * HB + 5 * TB + 3 * AW + 12 * D ||
+            RES_W != 365 + 2 * TB + 16 * D) begin : unsupported
             spatten_core_unsupported_parameters see_docs_architecture_section_1 ();
         end
     endgenerate
@@ -106,47 +148,64 @@ module spatten_core #(
     localparam [4:0] S_IDLE = 5'd0, S_CHECK = 5'd1, S_CLR = 5'd2, S_PR_SCAN = 5'd3,
                      S_PR_COLLECT = 5'd4, S_PR_BEGIN = 5'd5, S_PR_WIN = 5'd6,
                      S_HEADCHK = 5'd7, S_PASS_START = 5'd8, S_PASS = 5'd9,
-                     S_VSEL = 5'd10, S_VSEL_RUN = 5'd11, S_HAND = 5'd12,
+                     S_VSEL = 5'd10, S_HAND = 5'd12,
                      S_DBG_SCAN = 5'd17, S_DBG_COL = 5'd18, S_DBG_OUT = 5'd19,
                      S_DBG_END = 5'd20;
     // stage B (back): V pass, accumulation, result
-    localparam [2:0] B_IDLE = 3'd0, B_START = 3'd1, B_V = 3'd2, B_ACC_T = 3'd3,
-                     B_ACC_H = 3'd4, B_NEXT = 3'd5, B_RESULT = 3'd6;
+    localparam [3:0] B_IDLE = 4'd0, B_START = 4'd1, B_V = 4'd2, B_ACC_T = 4'd3,
+                     B_ACC_H = 4'd4, B_NEXT = 4'd5, B_RESULT = 4'd6, B_VLOAD = 4'd7,
+                     B_VRUN = 4'd8;
 
     reg [4:0] state;
     reg [DESC_W-1:0] desc;
 
-    // descriptor fields (descriptor_fields(), LSB first)
-    wire [15:0] d_job_id    = desc[15:0];
-    wire [4:0]  d_head_id   = desc[20:16];
-    wire [5:0]  d_n_heads   = desc[26:21];
-    wire [10:0] d_n_tokens  = desc[37:27];
-    wire [3:0]  d_msb       = desc[41:38];
-    wire [3:0]  d_lsb       = desc[45:42];
-    wire [3:0]  d_vbits     = desc[49:46];
-    wire [15:0] d_mult      = desc[65:50];
-    wire [5:0]  d_shift     = desc[71:66];
-    wire [15:0] d_thresh    = desc[87:72];
-    wire [10:0] d_v_topk    = desc[98:88];
-    wire [10:0] d_tok_keep  = desc[109:99];
-    wire [5:0]  d_head_keep = desc[115:110];
-    wire        d_clr_tok   = desc[116];
-    wire        d_clr_head  = desc[117];
-    wire        d_acc_tok   = desc[118];
-    wire        d_acc_head  = desc[119];
-    wire [31:0] d_kmsb      = desc[151:120];
-    wire [31:0] d_klsb      = desc[183:152];
-    wire [31:0] d_vbase     = desc[215:184];
-    wire [D*12-1:0] d_query = desc[216 +: D*12];
-    // per-step re-selection fields, after the query (section 2.1)
-    localparam integer RS0 = 216 + D*12;
-    wire        d_reselect  = desc[RS0];
-    wire [4:0]  d_imp_shift = desc[RS0+1 +: 5];
-    wire [10:0] d_prot_sink = desc[RS0+6 +: 11];
-    wire [10:0] d_prot_rec  = desc[RS0+17 +: 11];
+    // descriptor fields (descriptor_fields(), LSB first): offsets derived from TB, HB, AW, D
+    localparam integer O_HEAD  = 16;
+    localparam integer O_NH    = O_HEAD + HB;
+    localparam integer O_NT    = O_NH + HB + 1;
+    localparam integer O_MSB   = O_NT + TB;
+    localparam integer O_LSB   = O_MSB + 4;
+    localparam integer O_VB    = O_LSB + 4;
+    localparam integer O_MULT  = O_VB + 4;
+    localparam integer O_SHIFT = O_MULT + 16;
+    localparam integer O_THR   = O_SHIFT + 6;
+    localparam integer O_VTOPK = O_THR + 16;
+    localparam integer O_TKEEP = O_VTOPK + TB;
+    localparam integer O_HKEEP = O_TKEEP + TB;
+    localparam integer O_FLAGS = O_HKEEP + HB + 1;
+    localparam integer O_KMSB  = O_FLAGS + 4;
+    localparam integer O_KLSB  = O_KMSB + AW;
+    localparam integer O_VBASE = O_KLSB + AW;
+    localparam integer O_QUERY = O_VBASE + AW;
+    localparam integer RS0     = O_QUERY + D * 12;     // per-step re-selection fields
+    wire [15:0]     d_job_id    = desc[15:0];
+    wire [HB-1:0]   d_head_id   = desc[O_HEAD +: HB];
+    wire [HB:0]     d_n_heads   = desc[O_NH +: HB + 1];
+    wire [TB-1:0]   d_n_tokens  = desc[O_NT +: TB];
+    wire [3:0]      d_msb       = desc[O_MSB +: 4];
+    wire [3:0]      d_lsb       = desc[O_LSB +: 4];
+    wire [3:0]      d_vbits     = desc[O_VB +: 4];
+    wire [15:0]     d_mult      = desc[O_MULT +: 16];
+    wire [5:0]      d_shift     = desc[O_SHIFT +: 6];
+    wire [15:0]     d_thresh    = desc[O_THR +: 16];
+    wire [TB-1:0]   d_v_topk    = desc[O_VTOPK +: TB];
+    wire [TB-1:0]   d_tok_keep  = desc[O_TKEEP +: TB];
+    wire [HB:0]     d_head_keep = desc[O_HKEEP +: HB + 1];
+    wire            d_clr_tok   = desc[O_FLAGS];
+    wire            d_clr_head  = desc[O_FLAGS + 1];
+    wire            d_acc_tok   = desc[O_FLAGS + 2];
+    wire            d_acc_head  = desc[O_FLAGS + 3];
+    wire [AW-1:0]   d_kmsb      = desc[O_KMSB +: AW];
+    wire [AW-1:0]   d_klsb      = desc[O_KLSB +: AW];
+    wire [AW-1:0]   d_vbase     = desc[O_VBASE +: AW];
+    wire [D*12-1:0] d_query     = desc[O_QUERY +: D*12];
+    wire            d_reselect  = desc[RS0];
+    wire [4:0]      d_imp_shift = desc[RS0+1 +: 5];
+    wire [TB-1:0]   d_prot_sink = desc[RS0+6 +: TB];
+    wire [TB-1:0]   d_prot_rec  = desc[RS0+6+TB +: TB];
 
     // ------------------------------------------------------------------ validation
-    function [1:0] stride_of;  // bus words per token, D = 64, AXI 256
+    function [1:0] stride_of;  // bus words per token (AXI_DW = 4 D: a 4-bit token is a word)
         input [3:0] w;
         begin
             case (w)
@@ -162,28 +221,33 @@ module spatten_core #(
         input [3:0] w;
         plane_w_ok = (w == 4'd4) || (w == 4'd6) || (w == 4'd8) || (w == 4'd12);
     endfunction
+    // end of a plane: base + its bytes rounded up to bus words (a dense 6-bit plane is
+    // ceil(1.5 n) words) must not pass 2^AW; EW bits hold it without overflow
+    localparam integer EW = AW + TB + 3 + WSH;
     function addr_bad;
-        input [31:0] base;
-        input [3:0]  w;
-        input [10:0] n;
-        reg [36:0] endp;
+        input [AW-1:0] base;
+        input [3:0]    w;
+        input [TB-1:0] n;
+        reg [EW-1:0] nn, words, endp;
         begin
-            // plane bytes rounded up to bus words; a dense 6-bit plane is ceil(1.5 n) words
+            nn = {{(EW-TB){1'b0}}, n};
             if (w == 4'd6)
-                endp = {5'd0, base} + ((({26'd0, n} * 37'd3) + 37'd1) >> 1 << 5);
+                words = ((nn * 3) + 1) >> 1;
             else
-                endp = {5'd0, base} + {26'd0, n} * {30'd0, stride_of(w), 5'd0};
-            addr_bad = (base[4:0] != 5'd0) || (endp > 37'h1_0000_0000);
+                words = nn * {{(EW-2){1'b0}}, stride_of(w)};
+            endp = {{(EW-AW){1'b0}}, base} + (words << WSH);
+            addr_bad = (base[WSH-1:0] != {WSH{1'b0}})
+                       || (endp > {{(EW-AW-1){1'b0}}, 1'b1, {AW{1'b0}}});
         end
     endfunction
 
     reg [3:0] v_status;
     always @(*) begin
-        if (d_n_heads == 6'd0 || {26'd0, d_n_heads} > H_MAX || {1'b0, d_head_id} >= d_n_heads)
+        if (d_n_heads == H0 || d_n_heads > H_MAX_H || {1'b0, d_head_id} >= d_n_heads)
             v_status = 4'd6;
-        else if (d_n_tokens == 11'd0)
+        else if (d_n_tokens == T0)
             v_status = 4'd2;
-        else if ({21'd0, d_n_tokens} > L_MAX)
+        else if (d_n_tokens > N_MAX)
             v_status = 4'd3;
         else if (!plane_w_ok(d_msb) || !plane_w_ok(d_vbits)
                  || !(d_lsb == 4'd0 || d_lsb == 4'd4 || d_lsb == 4'd6 || d_lsb == 4'd8)
@@ -202,36 +266,36 @@ module spatten_core #(
     reg [3:0]   a_status;
     reg         a_lsb_fetched, a_vsel, a_skip;
     reg [15:0]  a_max_msb, a_max;
-    reg [10:0]  a_m, a_nv;
+    reg [TB-1:0]  a_m, a_nv;
     reg [23:0]  a_beats;
     reg [31:0]  a_cyc;
     reg [1:0]   pr_mode;       // 0 heads prune, 1 tokens prune, 2 key list
-    reg [10:0]  cnt;           // scan collect counter / list counters
+    reg [TB-1:0]  cnt;           // scan collect counter / list counters
     reg         lsb_pass;      // 0 K MSB pass, 1 K LSB pass
     reg         err_a;         // AXI error seen in the current K pass
-    reg [10:0]  fi;            // K feeder position
-    reg [10:0]  op;            // K output-side position
+    reg [TB-1:0]  fi;            // K feeder position
+    reg [TB-1:0]  op;            // K output-side position
     reg         clr_pipe;      // clears the K unpacker and dot product
     reg         abank;         // list bank of the job in stage A
     reg         keys_done;     // the key list is complete (a_m valid)
 
-    reg [2:0]   bstate;
+    reg [3:0]   bstate;
     reg [15:0]  b_job_id;
-    reg [4:0]   b_head_id;
+    reg [HB-1:0] b_head_id;
     reg [3:0]   b_vbits;
-    reg [31:0]  b_vbase;
+    reg [AW-1:0] b_vbase;
     reg         b_acc_tok, b_acc_head, b_vsel, bbank;
     reg [3:0]   r_status;
     reg         r_lsb_fetched;
     reg [15:0]  r_max_msb, r_max;
-    reg [10:0]  r_m, r_nv;
+    reg [TB-1:0]  r_m, r_nv;
     reg [23:0]  r_beats;
     reg [31:0]  r_cycles, b_cyc;
     reg [D*16-1:0] r_out;
     reg [21:0]  r_abs;
     reg         err_b;         // AXI error seen in the V pass
-    reg [10:0]  fi_b;          // V feeder position
-    reg [10:0]  op_b;          // V output-side / accumulate position
+    reg [TB-1:0]  fi_b;          // V feeder position
+    reg [TB-1:0]  op_b;          // V output-side / accumulate position
     reg         clr_pipe_b;    // clears the V unpacker and the prob.V accumulator
 
     // Lists, two banks (the job in A writes its bank while the job in B reads the other;
@@ -244,7 +308,7 @@ module spatten_core #(
 
     // A job that changes the pruning state waits after CHECK until stage B is empty (section 11).
     wire d_changes = d_clr_tok || d_clr_head || d_reselect || (d_imp_shift != 5'd0)
-                     || (d_head_keep != 6'd0) || (d_tok_keep != 11'd0);
+                     || (d_head_keep != H0) || (d_tok_keep != T0);
     wire b_empty = (bstate == B_IDLE);
     wire handoff = (state == S_HAND) && b_empty;
 
@@ -271,13 +335,13 @@ module spatten_core #(
     wire dbg_scan = (state == S_DBG_SCAN);
     wire ps_scan_start = (state == S_PR_SCAN) || dbg_scan;
     reg         dbg_h;         // dbg_heads / dbg_n sampled at the request edge
-    reg  [10:0] dbg_nq;
+    reg  [TB-1:0] dbg_nq;
     wire ps_scan_heads = dbg_scan ? dbg_h : (pr_mode == 2'd0);
     wire ps_prune_heads = (pr_mode == 2'd0);
-    wire [10:0] ps_pr_n = (pr_mode == 2'd0) ? {5'd0, d_n_heads} : d_n_tokens;
-    wire [10:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
+    wire [TB-1:0] ps_pr_n = (pr_mode == 2'd0) ? {{(TB-HB-1){1'b0}}, d_n_heads} : d_n_tokens;
+    wire [TB-1:0] ps_n = dbg_scan ? dbg_nq : ps_pr_n;
     wire ps_prune_begin = (state == S_PR_BEGIN);
-    wire [10:0] keep_n = (pr_mode == 2'd0) ? {5'd0, d_head_keep} : d_tok_keep;
+    wire [TB-1:0] keep_n = (pr_mode == 2'd0) ? {{(TB-HB-1){1'b0}}, d_head_keep} : d_tok_keep;
 
     // ------------------------------------------------------------------ top-k (stage A)
     wire        tk_busy, tk_out_valid, tk_out_last, tk_done;
@@ -287,25 +351,47 @@ module spatten_core #(
     wire [31:0] tk_cycles;
     wire        tk_pv;
     reg         tk_start;
-    reg [10:0]  tk_n, tk_k;
+    reg [TB-1:0]  tk_n, tk_k;
     wire        sm_prob_valid;
-    wire [15:0] sm_prob_data;
+    wire [SL*16-1:0] sm_prob_data;
     wire [LB-1:0] sm_prob_index;
-    wire        tk_load_valid = (state == S_PR_COLLECT) ? (ps_scan_valid) :
-                                (state == S_PASS) ? (sm_prob_valid && !err_a) : 1'b0;
-    wire [LB-1:0] tk_load_index = (state == S_PR_COLLECT) ? cnt[LB-1:0] : sm_prob_index;
+    wire [SLC-1:0] sm_prob_count;
+    // Loads: a prune's scan (stage A, one entry per cycle; only while stage B is empty, section
+    // 11) or the value selection's probabilities (stage B_VLOAD: TK_LL per cycle from the prob
+    // buffer of B's bank). The engine is never used by both stages at once.
+    wire        tk_load_a = (state == S_PR_COLLECT) && (pr_mode != 2'd2);
+    wire        tk_load_valid = tk_load_a ? ps_scan_valid : (bstate == B_VLOAD);
+    wire [LB-1:0] tk_load_index = tk_load_a ? cnt[LB-1:0] : op_b[LB-1:0];
+    wire [TB-1:0] vload_left = r_m - op_b;  // probabilities not yet loaded (B_VLOAD)
+    wire [TKC-1:0] tk_load_count = tk_load_a ? TKC_ONE :
+                                   (vload_left >= TK_LL_T) ? TK_LL_C : vload_left[TKC-1:0];
     // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
     // step 6), ranked above every unprotected token through the value's top bit
     wire        tk_protected = (pr_mode == 2'd1) &&
                                (({1'b0, ps_scan_idx} < d_prot_sink) ||
                                 ({2'b0, ps_scan_idx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
-    wire [32:0] tk_load_value = (state == S_PR_COLLECT) ? {tk_protected, ps_scan_imp}
-                                                        : {17'd0, sm_prob_data};
-    wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (state == S_VSEL_RUN);
+    wire [TK_LL*33-1:0] tk_load_value;
+    genvar gt;
+    generate
+        for (gt = 0; gt < TK_LL; gt = gt + 1) begin : g_tk_lane
+            localparam integer  GT_I = gt;
+            localparam [LB-1:0] GT = GT_I[LB-1:0];
+            wire [15:0] vprob = pbuf[{bbank, op_b[LB-1:0] + GT}];  // past r_m: ignored
+            if (gt == 0) begin : g_lane0
+                assign tk_load_value[32:0] = tk_load_a ? {tk_protected, ps_scan_imp}
+                                                       : {17'd0, vprob};
+            end else begin : g_lanes
+                assign tk_load_value[gt*33 +: 33] = {17'd0, vprob};
+            end
+        end
+    endgenerate
+    wire        tk_out_ready = (state == S_PR_WIN) ? ps_win_ready : (bstate == B_VRUN);
 
-    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(16)) u_topk (
+    spatten_topk #(.L_MAX(L_MAX), .VALUE_BITS(33), .TOPK_CMPS(TOPK_CMPS),
+                   .LOAD_LANES(TK_LL)) u_topk (
         .clk(clk), .rst_n(rst_n),
         .load_valid(tk_load_valid), .load_index(tk_load_index), .load_value(tk_load_value),
+        .load_count(tk_load_count),
         .start(tk_start), .n(tk_n), .k(tk_k), .busy(tk_busy),
         .out_valid(tk_out_valid), .out_ready(tk_out_ready), .out_index(tk_out_index),
         .out_last(tk_out_last), .done(tk_done), .thr(tk_thr), .ties(tk_ties),
@@ -329,14 +415,14 @@ module spatten_core #(
         .prune_n(ps_pr_n),
         .tacc_valid(ps_tacc_valid), .tacc_ready(ps_tacc_ready),
         .tacc_idx(klist[{bbank, op_b[LB-1:0]}]), .tacc_prob(pbuf[{bbank, op_b[LB-1:0]}]),
-        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id[HB-1:0]),
+        .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id),
         .hacc_val(r_abs),
         .scan_valid(ps_scan_valid), .scan_ready(ps_scan_ready), .scan_idx(ps_scan_idx),
         .scan_imp(ps_scan_imp), .scan_last(ps_scan_last), .scan_done(ps_scan_done),
         .scan_count(ps_scan_count),
         .win_valid(ps_win_valid), .win_ready(ps_win_ready), .win_idx(ps_win_idx),
         .win_last(tk_out_last), .prune_end(1'b0),
-        .rd_head_id(d_head_id[HB-1:0]), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
+        .rd_head_id(d_head_id), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
         .rd_token_idx(ps_scan_idx), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
     );
 
@@ -377,7 +463,7 @@ module spatten_core #(
     // K fetcher (stage A): MSB or LSB plane of the keys in the key list
     wire [3:0] k_width = lsb_pass ? d_lsb : d_msb;
     reg         fk_start;
-    reg [31:0]  fk_base;
+    reg [AW-1:0] fk_base;
     reg [1:0]   fk_stride;
     wire        fk_busy, fk_done;
     wire [1:0]  fk_error;
@@ -387,7 +473,7 @@ module spatten_core #(
     // offered once the next one exists or the scan has ended, so idx_last is always known.
     wire        key_collect = (state == S_PR_COLLECT) && (pr_mode == 2'd2);
     wire        in_kpass = (state == S_PASS) || key_collect;
-    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + 11'd1 < cnt));
+    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + T1 < cnt));
     wire        fk_idx_ready;
     wire [LB-1:0] fk_idx_token = klist[{abank, fi[LB-1:0]}];
     wire        fk_beat_valid, fk_beat_ready;
@@ -395,13 +481,13 @@ module spatten_core #(
     wire [1:0]  fk_beat_phase;
     wire        fk_dense_w6 = (k_width == 4'd6);  // latched by the fetcher at fk_start
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
                       .TOK_BITS(LB)) u_fetch_k (
         .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base), .stride_beats(fk_stride),
         .dense_w6(fk_dense_w6),
         .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
         .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready), .idx_token(fk_idx_token),
-        .idx_last(keys_done && fi == a_m - 11'd1),
+        .idx_last(keys_done && fi == a_m - T1),
         .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
         .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
         .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
@@ -424,13 +510,13 @@ module spatten_core #(
     wire [AXI_DW-1:0] fv_beat_data;
     wire [1:0]  fv_beat_phase;
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(16), .MAX_OUTSTANDING(8),
+    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
                       .TOK_BITS(LB)) u_fetch_v (
         .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
         .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
         .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
         .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready), .idx_token(fv_idx_token),
-        .idx_last(fi_b == r_nv - 11'd1),
+        .idx_last(fi_b == r_nv - T1),
         .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
         .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
         .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
@@ -445,7 +531,7 @@ module spatten_core #(
     wire [D*12-1:0] u_codes;
     reg        s_valid;
     reg [D*12-1:0] s_codes;
-    reg [10:0] s_pos;
+    reg [TB-1:0] s_pos;
     wire       dp_in_ready;
     wire       u_out_ready = (!s_valid || dp_in_ready) && !err_a;
     wire       cap = u_out_valid && u_out_ready;
@@ -474,31 +560,77 @@ module spatten_core #(
 
     // ------------------------------------------------------------------ dot + softmax
     wire dp_out_valid, dp_out_last;
-    wire signed [29:0] dp_score;
+    wire signed [SW-1:0] dp_score;
+    wire [29:0] sm_score;  // the score sign-extended to the softmax's 30 bits
+    generate
+        if (SW < 30) begin : g_score_ext
+            assign sm_score = {{(30-SW){dp_score[SW-1]}}, dp_score};
+        end else begin : g_score
+            assign sm_score = dp_score;
+        end
+    endgenerate
     wire sm_score_ready, sm_busy, sm_done, sm_prob_last, sm_stats_valid;
     wire [15:0] sm_max_prob;
     wire [LB-1:0] sm_max_index;
     wire [25:0] sm_exp_sum, sm_recip;
     reg  sm_start;
     reg  sm_n_update;  // the key count is known: the MSB pass's softmax was started before
-    wire [10:0] sm_n = keys_done ? a_m : L_MAX[10:0];
+    wire [TB-1:0] sm_n = keys_done ? a_m : N_MAX;
     wire dp_in_valid = s_valid && !err_a;
 
-    spatten_dot_product #(.D(D), .QK_MULS(64)) u_dot (
+    wire dp_out_ready;
+    spatten_dot_product #(.D(D), .QK_MULS(QK_MULS)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
         .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x),
-        .in_last(s_pos == a_m - 11'd1), .out_valid(dp_out_valid),
-        .out_ready(sm_score_ready && !err_a), .out_score(dp_score), .out_last(dp_out_last)
+        .in_last(s_pos == a_m - T1), .out_valid(dp_out_valid),
+        .out_ready(dp_out_ready), .out_score(dp_score), .out_last(dp_out_last)
     );
 
-    spatten_softmax #(.L_MAX(L_MAX)) u_sm (
+    // Scores into the softmax: one a cycle at SM_LANES = 1; at SM_LANES > 1 a gearbox packs
+    // SM_LANES consecutive scores into a beat (the job's last score ends a partial beat, whose
+    // other lanes the softmax ignores). After an AXI error the softmax is fed zero beats
+    // until it has its n scores (see the header), so it ends idle.
+    wire            sm_score_valid;
+    wire [SL*30-1:0] sm_score_beat;
+    generate
+        if (SL == 1) begin : g_sm_one
+            assign dp_out_ready = sm_score_ready && !err_a;
+            assign sm_score_valid = err_a ? 1'b1 : dp_out_valid;
+            assign sm_score_beat = err_a ? 30'd0 : sm_score;
+        end else begin : g_sm_gearbox
+            reg [SL*30-1:0] gb_data;
+            reg [SLC-1:0]   gb_n;       // scores collected in the beat
+            reg             gb_done;    // the beat is complete (SM_LANES scores, or the last)
+            wire            gb_take = gb_done && sm_score_ready && !err_a;
+            wire [SLC-1:0]  gb_pos = gb_take ? {SLC{1'b0}} : gb_n;
+            wire            gb_fire = dp_out_valid && dp_out_ready;
+            assign dp_out_ready = (!gb_done || sm_score_ready) && !err_a;
+            assign sm_score_valid = err_a ? 1'b1 : gb_done;
+            assign sm_score_beat = err_a ? {SL*30{1'b0}} : gb_data;
+            always @(posedge clk) begin
+                if (!rst_n || clr_pipe) begin
+                    gb_n <= {SLC{1'b0}};
+                    gb_done <= 1'b0;
+                end else if (gb_fire) begin
+                    gb_data[gb_pos[SLC-2:0]*30 +: 30] <= sm_score;
+                    gb_n <= gb_pos + {{(SLC-1){1'b0}}, 1'b1};
+                    gb_done <= (gb_pos == SL_M1) || dp_out_last;
+                end else if (gb_take) begin
+                    gb_n <= {SLC{1'b0}};
+                    gb_done <= 1'b0;
+                end
+            end
+        end
+    endgenerate
+
+    spatten_softmax #(.L_MAX(L_MAX), .LANES(SL)) u_sm (
         .clk(clk), .rst_n(rst_n), .start(sm_start), .n_tokens(sm_n), .n_update(sm_n_update),
         .score_mult(d_mult),
         .score_shift(d_shift), .busy(sm_busy), .done(sm_done),
-        .score_valid(err_a ? 1'b1 : dp_out_valid), .score_ready(sm_score_ready),
-        .score_data(err_a ? 30'd0 : dp_score),
+        .score_valid(sm_score_valid), .score_ready(sm_score_ready),
+        .score_data(sm_score_beat),
         .prob_valid(sm_prob_valid), .prob_ready(1'b1), .prob_data(sm_prob_data),
-        .prob_index(sm_prob_index), .prob_last(sm_prob_last),
+        .prob_index(sm_prob_index), .prob_count(sm_prob_count), .prob_last(sm_prob_last),
         .stats_valid(sm_stats_valid), .max_prob(sm_max_prob), .max_index(sm_max_index),
         .exp_sum(sm_exp_sum), .recip(sm_recip)
     );
@@ -509,7 +641,7 @@ module spatten_core #(
     reg        vs_valid;
     reg [D*12-1:0] vs_codes;
     reg [15:0] vs_prob;
-    reg [10:0] vs_pos;
+    reg [TB-1:0] vs_pos;
     wire       pv_in_ready;
     wire       uv_out_ready = (!vs_valid || pv_in_ready) && !err_b;
     wire       cap_v = uv_out_valid && uv_out_ready;
@@ -537,7 +669,7 @@ module spatten_core #(
     spatten_pv_accum #(.D(D), .ACC_BITS(32)) u_pv (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b),
         .in_valid(vs_valid && !err_b), .in_ready(pv_in_ready),
-        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - 11'd1),
+        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - T1),
         .out_valid(pv_out_valid), .out_ready(1'b1), .out_data(pv_out), .out_abs_sum(pv_abs)
     );
 
@@ -612,15 +744,16 @@ module spatten_core #(
     wire        a_fwait   = !qk_take && fk_on;
     wire        a_sm      = !qk_take && (state == S_PASS) && !fk_busy;
     wire        a_topk    = ((state >= S_PR_SCAN && state <= S_PR_WIN) && pr_mode != 2'd2)
-                            || state == S_VSEL || state == S_VSEL_RUN;
+                            || state == S_VSEL;
     wire        a_ctrl    = !(a_qk || a_fwait || a_sm || a_topk);
     wire        a_stall   = a_fwait && !fk_beat_valid;
-    wire        b_job_cyc = (bstate >= B_START) && (bstate <= B_NEXT);
+    wire        b_job_cyc = (bstate != B_IDLE) && (bstate != B_RESULT);
     wire        v_take    = vs_valid && !err_b && pv_in_ready;
     wire        fv_on     = (bstate == B_V) && fv_busy;
     wire        b_v       = v_take || (bstate == B_V && !fv_busy);
     wire        b_fwait   = !v_take && fv_on;
-    wire        b_ctrl    = !(b_v || b_fwait);
+    wire        b_topk    = (bstate == B_VLOAD) || (bstate == B_VRUN);
+    wire        b_ctrl    = !(b_v || b_fwait || b_topk);
     wire        b_stall   = b_fwait && !fv_beat_valid;
     reg  [31:0] ca_fetch_wait, ca_qk, ca_softmax, ca_topk, ca_ctrl, ca_fetch_busy,
                 ca_fetch_stall;
@@ -654,17 +787,21 @@ module spatten_core #(
             cb_v <= cb_v + {31'd0, b_v};
             cb_fetch_wait <= cb_fetch_wait + {31'd0, b_fwait};
             cb_ctrl <= cb_ctrl + {31'd0, b_ctrl};
+            cb_topk <= cb_topk + {31'd0, b_topk};
             cb_fetch_busy <= cb_fetch_busy + {31'd0, fv_on};
             cb_fetch_stall <= cb_fetch_stall + {31'd0, b_stall};
         end
     end
 
     // ------------------------------------------------------------------ list writes
+    integer pj;  // lane of a softmax output beat
     always @(posedge clk) begin
         if (sm_prob_valid && !err_a && state == S_PASS)
-            pbuf[{abank, sm_prob_index}] <= sm_prob_data;
+            for (pj = 0; pj < SL; pj = pj + 1)
+                if (pj < {{(32-SLC){1'b0}}, sm_prob_count})
+                    pbuf[{abank, sm_prob_index + pj[LB-1:0]}] <= sm_prob_data[pj*16 +: 16];
         if (state == S_PR_COLLECT && ps_scan_valid) klist[{abank, cnt[LB-1:0]}] <= ps_scan_idx;
-        if (state == S_VSEL_RUN && tk_out_valid) vlist[{abank, cnt[LB-1:0]}] <= tk_out_index;
+        if (bstate == B_VRUN && tk_out_valid) vlist[{bbank, fi_b[LB-1:0]}] <= tk_out_index;
     end
 
     // ------------------------------------------------------------------ FSMs
@@ -673,22 +810,22 @@ module spatten_core #(
             state <= S_IDLE;
             desc <= {DESC_W{1'b0}};
             a_status <= 4'd0; a_lsb_fetched <= 1'b0; a_vsel <= 1'b0; a_skip <= 1'b0;
-            a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0;
-            a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= 11'd0; lsb_pass <= 1'b0; err_a <= 1'b0;
-            fi <= 11'd0; op <= 11'd0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
-            tk_start <= 1'b0; tk_n <= 11'd0; tk_k <= 11'd0;
-            fk_start <= 1'b0; fk_base <= 32'd0; fk_stride <= 2'd0; sm_start <= 1'b0;
+            a_max_msb <= 16'd0; a_max <= 16'd0; a_m <= T0; a_nv <= T0; a_beats <= 24'd0;
+            a_cyc <= 32'd0; pr_mode <= 2'd0; cnt <= T0; lsb_pass <= 1'b0; err_a <= 1'b0;
+            fi <= T0; op <= T0; clr_pipe <= 1'b0; abank <= 1'b0; keys_done <= 1'b0;
+            tk_start <= 1'b0; tk_n <= T0; tk_k <= T0;
+            fk_start <= 1'b0; fk_base <= {AW{1'b0}}; fk_stride <= 2'd0; sm_start <= 1'b0;
             sm_n_update <= 1'b0;
-            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= 11'd0;
-            dbg_h <= 1'b0; dbg_nq <= 11'd0;
+            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= T0;
+            dbg_h <= 1'b0; dbg_nq <= T0;
             bstate <= B_IDLE;
-            b_job_id <= 16'd0; b_head_id <= 5'd0; b_vbits <= 4'd0; b_vbase <= 32'd0;
+            b_job_id <= 16'd0; b_head_id <= {HB{1'b0}}; b_vbits <= 4'd0; b_vbase <= {AW{1'b0}};
             b_acc_tok <= 1'b0; b_acc_head <= 1'b0; b_vsel <= 1'b0; bbank <= 1'b0;
             r_status <= 4'd0; r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-            r_m <= 11'd0; r_nv <= 11'd0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
-            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= 11'd0; op_b <= 11'd0;
+            r_m <= T0; r_nv <= T0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
+            r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= T0; op_b <= T0;
             clr_pipe_b <= 1'b0; fv_start <= 1'b0;
-            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= 11'd0;
+            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= T0;
         end else begin
             // ============================================================ stage A
             tk_start <= 1'b0;
@@ -702,11 +839,11 @@ module spatten_core #(
                 s_valid <= 1'b1;
                 s_codes <= u_codes;
                 s_pos <= op;
-                op <= op + 11'd1;
+                op <= op + T1;
             end else if (s_valid && dp_in_ready) begin
                 s_valid <= 1'b0;
             end
-            if (fk_idx_valid && fk_idx_ready) fi <= fi + 11'd1;
+            if (fk_idx_valid && fk_idx_ready) fi <= fi + T1;
             // end of a K fetch: count its beats; an AXI error drops the pass's data and ends
             // the job once the softmax has drained (below)
             if (in_kpass && fk_done) begin
@@ -733,28 +870,28 @@ module spatten_core #(
                 S_CHECK: begin
                     a_status <= v_status;
                     a_lsb_fetched <= 1'b0; a_max_msb <= 16'd0; a_max <= 16'd0;
-                    a_m <= 11'd0; a_nv <= 11'd0; a_beats <= 24'd0; a_vsel <= 1'b0;
+                    a_m <= T0; a_nv <= T0; a_beats <= 24'd0; a_vsel <= 1'b0;
                     a_skip <= 1'b0; keys_done <= 1'b0; lsb_pass <= 1'b0;
                     if (v_status != 4'd0) begin a_skip <= 1'b1; state <= S_HAND; end
                     else if (d_changes && !b_empty) state <= S_CHECK;  // hazard (section 11)
                     else if (d_clr_tok || d_clr_head || d_reselect || d_imp_shift != 5'd0)
                         state <= S_CLR;
-                    else if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
-                    else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
+                    else if (d_head_keep != H0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
+                    else if (d_tok_keep != T0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;
                 end
                 S_CLR: if (ps_op_ready) begin
-                    if (d_head_keep != 6'd0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
-                    else if (d_tok_keep != 11'd0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
+                    if (d_head_keep != H0) begin pr_mode <= 2'd0; state <= S_PR_SCAN; end
+                    else if (d_tok_keep != T0) begin pr_mode <= 2'd1; state <= S_PR_SCAN; end
                     else state <= S_HEADCHK;
                 end
                 S_PR_SCAN: if (ps_op_ready) begin
-                    cnt <= 11'd0;
+                    cnt <= T0;
                     state <= S_PR_COLLECT;
                 end
                 S_PR_COLLECT: begin
-                    if (ps_scan_valid) cnt <= cnt + 11'd1;
-                    if (key_collect && ps_scan_valid && cnt == 11'd0) begin
+                    if (ps_scan_valid) cnt <= cnt + T1;
+                    if (key_collect && ps_scan_valid && cnt == T0) begin
                         // first key: start the K MSB fetch and the softmax (S_PASS_START's
                         // work; the softmax gets its n when the scan ends)
                         fk_start <= 1'b1;
@@ -763,12 +900,12 @@ module spatten_core #(
                         fk_stride <= stride_of(d_msb);
                         clr_pipe <= 1'b1;
                         s_valid <= 1'b0;
-                        fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                        fi <= T0; op <= T0; err_a <= 1'b0;
                     end
                     if (ps_scan_done) begin
                         if (pr_mode == 2'd2) begin
                             a_m <= ps_scan_count;
-                            if (ps_scan_count == 11'd0) begin
+                            if (ps_scan_count == T0) begin
                                 a_status <= 4'd2;
                                 a_skip <= 1'b1;
                                 state <= S_HAND;
@@ -778,7 +915,7 @@ module spatten_core #(
                                 state <= S_PASS;
                             end
                         end else if (keep_n >= ps_scan_count) begin
-                            if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
+                            if (pr_mode == 2'd0 && d_tok_keep != T0) begin
                                 pr_mode <= 2'd1; state <= S_PR_SCAN;
                             end else state <= S_HEADCHK;
                         end else begin
@@ -791,7 +928,7 @@ module spatten_core #(
                 end
                 S_PR_BEGIN: if (ps_op_ready) state <= S_PR_WIN;
                 S_PR_WIN: if (tk_done) begin
-                    if (pr_mode == 2'd0 && d_tok_keep != 11'd0) begin
+                    if (pr_mode == 2'd0 && d_tok_keep != T0) begin
                         pr_mode <= 2'd1; state <= S_PR_SCAN;
                     end else state <= S_HEADCHK;
                 end
@@ -812,7 +949,7 @@ module spatten_core #(
                     sm_start <= 1'b1;
                     clr_pipe <= 1'b1;
                     s_valid <= 1'b0;
-                    fi <= 11'd0; op <= 11'd0; err_a <= 1'b0;
+                    fi <= T0; op <= T0; err_a <= 1'b0;
                     state <= S_PASS;
                 end
                 S_PASS: begin
@@ -834,24 +971,15 @@ module spatten_core #(
                         end
                     end
                 end
-                S_VSEL: begin
-                    cnt <= 11'd0;
-                    if (d_v_topk != 11'd0 && d_v_topk < a_m) begin
+                S_VSEL: begin  // the selection itself runs in stage B (B_VLOAD, B_VRUN)
+                    if (d_v_topk != T0 && d_v_topk < a_m) begin
                         a_vsel <= 1'b1;
                         a_nv <= d_v_topk;
-                        tk_start <= 1'b1;
-                        tk_n <= a_m;
-                        tk_k <= d_v_topk;
-                        state <= S_VSEL_RUN;
                     end else begin
                         a_vsel <= 1'b0;
                         a_nv <= a_m;
-                        state <= S_HAND;
                     end
-                end
-                S_VSEL_RUN: begin
-                    if (tk_out_valid) cnt <= cnt + 11'd1;
-                    if (tk_done) state <= S_HAND;
+                    state <= S_HAND;
                 end
                 S_HAND: if (b_empty) begin  // hand the job to stage B; take the other bank
                     abank <= ~abank;
@@ -877,11 +1005,11 @@ module spatten_core #(
                 vs_codes <= uv_codes;
                 vs_pos <= op_b;
                 vs_prob <= pbuf[{bbank, op_pos_v}];
-                op_b <= op_b + 11'd1;
+                op_b <= op_b + T1;
             end else if (vs_valid && pv_in_ready) begin
                 vs_valid <= 1'b0;
             end
-            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + 11'd1;
+            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + T1;
             case (bstate)
                 B_IDLE: if (handoff) begin
                     b_job_id <= d_job_id; b_head_id <= d_head_id; b_vbits <= d_vbits;
@@ -891,20 +1019,35 @@ module spatten_core #(
                     r_max_msb <= a_max_msb; r_max <= a_max; r_m <= a_m; r_nv <= a_nv;
                     r_beats <= a_beats; b_cyc <= a_cyc + 32'd1;
                     r_out <= {D*16{1'b0}}; r_abs <= 22'd0;
-                    bstate <= a_skip ? B_NEXT : B_START;
+                    op_b <= T0;
+                    bstate <= a_skip ? B_NEXT : (a_vsel ? B_VLOAD : B_START);
+                end
+                B_VLOAD: begin  // the job's probabilities into the top-k engine, TK_LL a cycle
+                    op_b <= op_b + TK_LL_T;
+                    if (vload_left <= TK_LL_T) begin
+                        tk_start <= 1'b1;
+                        tk_n <= r_m;
+                        tk_k <= r_nv;
+                        fi_b <= T0;
+                        bstate <= B_VRUN;
+                    end
+                end
+                B_VRUN: begin  // top-k(n = m, k = v_topk) -> V list of B's bank
+                    if (tk_out_valid) fi_b <= fi_b + T1;
+                    if (tk_done) bstate <= B_START;
                 end
                 B_START: begin  // start the V fetch
                     fv_start <= 1'b1;
                     clr_pipe_b <= 1'b1;
                     vs_valid <= 1'b0;
-                    fi_b <= 11'd0; op_b <= 11'd0; err_b <= 1'b0;
+                    fi_b <= T0; op_b <= T0; err_b <= 1'b0;
                     bstate <= B_V;
                 end
                 B_V: begin
                     if (pv_out_valid && !err_b) begin
                         r_out <= pv_out;
                         r_abs <= pv_abs;
-                        op_b <= 11'd0;
+                        op_b <= T0;
                         bstate <= B_ACC_T;
                     end
                     // end of the V fetch: count its beats; an AXI error ends the job
@@ -920,17 +1063,17 @@ module spatten_core #(
                     end
                 end
                 B_ACC_T: begin
-                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - 11'd1)) bstate <= B_ACC_H;
-                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + 11'd1;
+                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - T1)) bstate <= B_ACC_H;
+                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + T1;
                 end
                 B_ACC_H: if (!b_acc_head || ps_hacc_ready) bstate <= B_NEXT;
                 B_NEXT: begin
                     if (r_status >= 4'd7) begin
                         r_out <= {D*16{1'b0}};
                         r_lsb_fetched <= 1'b0; r_max_msb <= 16'd0; r_max <= 16'd0;
-                        r_m <= 11'd0; r_nv <= 11'd0;
+                        r_m <= T0; r_nv <= T0;
                     end else if (r_status != 4'd0) begin
-                        r_m <= 11'd0; r_nv <= 11'd0;
+                        r_m <= T0; r_nv <= T0;
                     end
                     r_cycles <= b_cyc;
                     bstate <= B_RESULT;

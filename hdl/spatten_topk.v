@@ -7,6 +7,12 @@
 // Interface (one clock `clk`, synchronous active-low reset `rst_n`):
 //   Load:   load_valid, load_index, load_value write value[load_index] into the engine's own
 //           value RAM, one value per cycle. Ignored while `busy`. Values persist across runs.
+//           LOAD_LANES > 1 (a multi-lane softmax's probabilities): a cycle writes load_count
+//           (1..LOAD_LANES) values, value j (load_value[j*VALUE_BITS +: VALUE_BITS]) to index
+//           load_index + j; the indices must lie in one row of the value RAM (load_index mod
+//           TOPK_CMPS + load_count <= TOPK_CMPS: true when load_index is a multiple of
+//           LOAD_LANES, or load_count = 1), so every value goes to its own lane RAM. At
+//           LOAD_LANES = 1 load_count is ignored (tie it to 1).
 //   Start:  `start` (one cycle, sampled only while !busy) with n (0..L_MAX; larger is clamped
 //           to L_MAX) and k. `busy` is high from the next cycle through the `done` cycle.
 //           A load in the start cycle itself is still taken.
@@ -44,14 +50,16 @@
 module spatten_topk #(
     parameter integer L_MAX      = 1024,  // power of two
     parameter integer VALUE_BITS = 32,
-    parameter integer TOPK_CMPS  = 16     // power of two, 2 .. L_MAX/2
+    parameter integer TOPK_CMPS  = 16,    // power of two, 2 .. L_MAX/2
+    parameter integer LOAD_LANES = 1      // values per load cycle: power of two <= TOPK_CMPS
 ) (
     input  wire                      clk,
     input  wire                      rst_n,
     // load
     input  wire                      load_valid,
     input  wire [$clog2(L_MAX)-1:0]  load_index,
-    input  wire [VALUE_BITS-1:0]     load_value,
+    input  wire [LOAD_LANES*VALUE_BITS-1:0] load_value,
+    input  wire [$clog2(LOAD_LANES+1)-1:0]  load_count,
     // command
     input  wire                      start,
     input  wire [$clog2(L_MAX):0]    n,
@@ -125,14 +133,37 @@ module spatten_topk #(
     wire [RDW-1:0] rd_m0, rd_m1, rd_m2;
     wire           load_we = load_valid && (state == S_IDLE);
 
+    localparam integer LL  = LOAD_LANES;
+    localparam integer LCW = $clog2(LL + 1);
     genvar gl;
     generate
+        if (LL == 1) begin : g_count_unused
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused_load_count = |load_count;  // one value per cycle: count is always 1
+            /* verilator lint_on UNUSEDSIGNAL */
+        end
         for (gl = 0; gl < C; gl = gl + 1) begin : g_vlane
+            // value j of the load goes to lane (load_index + j) mod C: lane gl takes j = gl -
+            // load_index mod C when j < load_count (one value per cycle at LL = 1)
+            localparam integer  GL_I = gl;
+            localparam [LW-1:0] GL = GL_I[LW-1:0];
+            wire [LW-1:0] lj = GL - load_index[LW-1:0];
+            wire          lane_we;
+            wire [VB-1:0] lane_value;
+            if (LL == 1) begin : g_one
+                assign lane_we = load_we && (lj == {LW{1'b0}});
+                assign lane_value = load_value;
+            end else begin : g_many
+                localparam integer LLW = $clog2(LL);
+                assign lane_we = load_we &&
+                                 ({{LCW{1'b0}}, lj} < {{LW{1'b0}}, load_count});
+                assign lane_value = load_value[lj[LLW-1:0]*VB +: VB];
+            end
             spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(VB)) u_v (
                 .clk     (clk),
-                .wr_en   (load_we && (load_index[LW-1:0] == gl)),
+                .wr_en   (lane_we),
                 .wr_addr (load_index[IW-1:LW]),
-                .wr_data (load_value),
+                .wr_data (lane_value),
                 .rd_en   (1'b1),
                 .rd_addr (rd_addr),
                 .rd_data (rd_v[gl*VB +: VB])

@@ -40,6 +40,7 @@ class CoreParams:
     axi_addr_bits: int = 32
     axi_read_channels: int = 1
     max_burst_beats: int = 16
+    softmax_lanes: int = 8  # scores / probabilities per cycle in the softmax's passes
 
     def __post_init__(self) -> None:
         if self.head_dim <= 0 or self.head_dim % 8:
@@ -77,3 +78,39 @@ class CoreParams:
 
 
 DEFAULT_PARAMS = CoreParams()
+
+# Named configurations of the core that the regression builds and checks bit-exactly
+# (docs/architecture.md section 1). `default` is the configuration every test builds unless it
+# names another; `small` shrinks every dimension (half the head size and bus, a quarter of the
+# tokens, half the heads, D/QK_MULS = 2 cycles per key, half the top-k comparators, 8-beat
+# bursts, one softmax lane): it checks that the top level follows its parameters, and it
+# simulates faster.
+CONFIGURATIONS: dict[str, CoreParams] = {
+    "default": DEFAULT_PARAMS,
+    "small": CoreParams(head_dim=32, max_tokens=256, max_heads=16, qk_multipliers=16,
+                        pv_multipliers=32, topk_comparators=8, axi_data_bits=128,
+                        max_burst_beats=8, softmax_lanes=1),
+}
+
+# CoreParams field -> spatten_core Verilog parameter (N_CH comes from the run's channels knob)
+VERILOG_PARAMETERS = {
+    "head_dim": "D", "max_tokens": "L_MAX", "max_heads": "H_MAX", "qk_multipliers": "QK_MULS",
+    "pv_multipliers": "PV_MULS", "topk_comparators": "TOPK_CMPS", "axi_data_bits": "AXI_DW",
+    "axi_addr_bits": "AW", "max_burst_beats": "MAX_BURST", "softmax_lanes": "SM_LANES",
+}
+
+
+def verilog_parameters(params: CoreParams, only_changed: bool = True) -> dict[str, int]:
+    """spatten_core's Verilog parameters for `params`; by default only those that differ from
+    the defaults (so a default build keeps the build folder of a parameterless one)."""
+    return {verilog: getattr(params, name) for name, verilog in VERILOG_PARAMETERS.items()
+            if not only_changed or getattr(params, name) != getattr(DEFAULT_PARAMS, name)}
+
+
+def configuration(name: str) -> CoreParams:
+    """The named configuration; ValueError naming the choices otherwise."""
+    try:
+        return CONFIGURATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown configuration {name!r}: choose from "
+                         f"{', '.join(CONFIGURATIONS)}") from None

@@ -144,9 +144,14 @@ def _progress(folder: Path, label: str, stop: threading.Event) -> None:
 
 
 def build_parameters(spec: TestSpec, knobs: dict | None = None) -> dict:
-    """Verilog parameters of the core a run needs: N_CH from the test's knobs, overridden by
-    the run's (e.g. `spatten-dv sim --channels 2`), so the environment and the DUT agree."""
-    return {"N_CH": int(dict(spec.knobs, **(knobs or {})).get("channels", 1))}
+    """Verilog parameters of the core a run needs: the named configuration's (knob `config`)
+    and N_CH from the test's knobs, overridden by the run's (e.g. `spatten-dv sim --channels
+    2 --config small`), so the environment and the DUT agree."""
+    from spatten_dv.models.params import configuration, verilog_parameters
+
+    merged = dict(spec.knobs, **(knobs or {}))
+    params = verilog_parameters(configuration(str(merged.get("config", "default"))))
+    return dict(params, N_CH=int(merged.get("channels", 1)))
 
 
 def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool = False,

@@ -56,8 +56,11 @@ class EnvConfig:
     heads: str = ""
     workload: str = "summary-gpt2-small-wikitext2-per8"  # GPT-2 workload (shipped name / CSV)
     jobs: int = 20  # job count of the random / back-to-back sequences
+    # the core
+    config: str = "default"  # named configuration (models/params.py CONFIGURATIONS)
     # memory and bus
     dram: str = "DDR4_2400R"  # a timing preset (models/dram/presets.py) or "ideal"
+    dram_mapper: str = "RoBaRaCoCh"  # address mapping (models/dram/address_mapper.py MAPPERS)
     ideal_latency: int = 20  # read latency in cycles of dram=ideal
     channels: int = 1  # AXI read channels of the core = DRAM channels (must match N_CH)
     clock_mhz: float = 1000.0
@@ -126,12 +129,28 @@ class EnvConfig:
         if self.dram != "ideal" and self.dram not in TIMING_PRESETS:
             raise ConfigError(f"knob dram={self.dram!r}: choose ideal or one of "
                               f"{', '.join(TIMING_PRESETS)}")
+        from spatten_dv.models.dram.address_mapper import MAPPERS
+        from spatten_dv.models.params import CONFIGURATIONS
+
+        if self.dram_mapper not in MAPPERS:
+            raise ConfigError(f"knob dram_mapper={self.dram_mapper!r}: choose from "
+                              f"{', '.join(MAPPERS)}")
+        if self.config not in CONFIGURATIONS:
+            raise ConfigError(f"knob config={self.config!r}: choose from "
+                              f"{', '.join(CONFIGURATIONS)}")
         if self.channels not in (1, 2, 4, 8):
             raise ConfigError(f"knob channels={self.channels}: must be 1, 2, 4 or 8")
         if self.dram == "ideal" and self.ideal_latency < 1:
             raise ConfigError("knob ideal_latency must be >= 1")
         if not 1.0 <= self.clock_mhz <= 5000.0:
             raise ConfigError(f"knob clock_mhz={self.clock_mhz}: must be in 1..5000")
+
+    @property
+    def params(self):
+        """CoreParams of the configuration the environment checks against."""
+        from spatten_dv.models.params import configuration
+
+        return configuration(self.config)
 
     @property
     def period_ps(self) -> int:

@@ -19,12 +19,12 @@ import pyuvm
 import torch
 from pyuvm import ConfigDB, uvm_test
 
+from spatten_dv.models.descriptor import descriptor_fields, result_fields
 from spatten_dv.models.dram.config import SystemConfig
 from spatten_dv.models.dram.ideal import IdealMemory
 from spatten_dv.models.dram.memory_system import MemorySystem
 from spatten_dv.models.dram.presets import TIMING_PRESETS
 from spatten_dv.models.memory import DramImage
-from spatten_dv.models.params import DEFAULT_PARAMS
 from spatten_dv.verif.axi_read_port import AxiReadPort
 from spatten_dv.verif.config import EnvConfig
 from spatten_dv.verif.core_bfm import CoreBfm
@@ -35,7 +35,6 @@ from spatten_dv.verif.memory_alloc import PlaneAllocator
 from spatten_dv.verif.scoreboard import ScoreboardMismatch
 from spatten_dv.verif.sequences import SEQUENCES
 
-BEAT_BYTES = DEFAULT_PARAMS.bus_bytes
 # The reference model's tensors are one job's (at most 1024 x 64): torch's thread pool only adds
 # wake-ups, and `sim -j N` runs N of these processes side by side. Measured on per8 step 1
 # (2-core machine): 27.0k -> 30.5-33.8k simulated cycles/s, 26.4 -> 21.8-23.4 s of CPU.
@@ -47,8 +46,22 @@ def dram_model(cfg: EnvConfig):
     if cfg.dram == "ideal":
         return IdealMemory(read_latency=cfg.ideal_latency), 64
     preset = TIMING_PRESETS[cfg.dram]
-    sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels)
+    sysc = SystemConfig.from_presets(preset.standard, cfg.dram, channels=cfg.channels,
+                                     mapper=cfg.dram_mapper)
     return MemorySystem(sysc), sysc.dram.tx_bytes  # the DRAM transaction size (HBM2: 32 B)
+
+
+def check_geometry(dut, params, name: str) -> None:
+    """The DUT was built for the configuration the knobs name (its port widths follow the
+    descriptor and result layouts): a clear error instead of misread descriptors."""
+    want = {"desc_data": sum(w for _, w in descriptor_fields(params)),
+            "res_data": sum(w for _, w in result_fields(params))}
+    for port, bits in want.items():
+        got = len(getattr(dut, port))
+        if got != bits:
+            raise ValueError(f"knob config={name} expects {port} of {bits} bits but the DUT "
+                             f"has {got}: build it with that configuration "
+                             f"(spatten-dv sim --config {name})")
 
 
 class SpattenTest(uvm_test):
@@ -70,7 +83,8 @@ class SpattenTest(uvm_test):
         if n_ch != cfg.channels:
             raise ValueError(f"knob channels={cfg.channels} but the DUT was built with N_CH="
                              f"{n_ch}")
-        params = DEFAULT_PARAMS
+        params = cfg.params
+        check_geometry(dut, params, cfg.config)
         memory = DramImage()
         self.bfm = CoreBfm(dut, params, cfg.period_ps, cfg.res_ready_prob, cfg.seed,
                            timeout_ns=cfg.job_timeout_us * 1000)
@@ -126,7 +140,7 @@ class SpattenTest(uvm_test):
             "cycles_per_s": round(cycles / wall) if wall else 0,
             "cpu_s": round(cpu, 2), "cycles_per_cpu_s": round(cycles / cpu) if cpu else 0,
             "dram_reads": self.target.reads,
-            "dram_bytes": (sb.totals["beats"] * BEAT_BYTES) if sb else 0,
+            "dram_bytes": (sb.totals["beats"] * self.cfg.params.bus_bytes) if sb else 0,
             "totals": sb.totals if sb else {},
         }
         if cov is not None:

@@ -49,7 +49,7 @@ CORE_OVERLAPS = True
 class PerfConfig:
     name: str
     keys_per_cycle: int = 1  # Q.K: QK_MULS / D keys per cycle
-    softmax_lanes: int = 1  # scores per cycle in each softmax pass
+    softmax_lanes: int = 8  # scores per cycle in each softmax pass (the core's SM_LANES)
     values_per_cycle: int = 1  # prob.V: PV multipliers / D value vectors per cycle
     topk_comparators: int = 16  # top-k rows of this many values per cycle
     dram: str = "DDR4_2400R"  # a preset of models/dram/presets.py or "ideal"

@@ -13,10 +13,11 @@ of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to 
                 KEY_FETCH_START before the fetch
   scan(K)       K + 4 (2 when K = 0): the prune state emits one entry per cycle
   K pass (each) [PASS_START 1, LSB pass only] + max(F(plane), m / kq [, m: the scan, MSB])
-                + PIPE_K + 2 m / L + SOFTMAX_TAIL
+                + PIPE_K + 2 ceil(m / L) [+ log2 L + 1 at L > 1] + SOFTMAX_TAIL
                 (the softmax's load pass overlaps the fetch; its exp and output passes, n + 4
                 and n + 3 cycles, and the 42-cycle divide follow the last score)
-  V select      topk(m, v_topk) when v_topk < m
+  V select      stage B (section 11), when v_topk < m: ceil(m / 8) cycles loading the
+                probabilities into the top-k engine (VLOAD, 8 a cycle) + topk(m, v_topk)
   V pass        PASS_START 1 + max(F(V plane), nv / kv) + PIPE_V
   accumulate    ACC_T: m cycles with acc_tokens (one entry per cycle), else 1
   topk(n, k)    1 + passes + emit + 1 (DONE)
@@ -50,6 +51,15 @@ STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "ac
 
 def scan_cycles(entries: int) -> int:
     return entries + 4 if entries else 2
+
+
+def softmax_passes(m: int, lanes: int) -> float:
+    """Cycles of the softmax's exp and output passes after its last score, beyond the fixed
+    tail: two passes of ceil(m / L) beats, log2(L) adder-tree registers, and at L > 1 the
+    core's score gearbox (the last beat leaves it one cycle after the last score)."""
+    if lanes == 1:
+        return 2 * m
+    return 2 * math.ceil(m / lanes) + math.log2(lanes) + 1
 
 
 def topk_candidates(n: int, k: int) -> float:
@@ -158,10 +168,11 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
         else:
             compute = max(compute, m)  # the fetch follows the key-list scan
         ph += _fetch_phases(plane, f, fit, r, compute, False)
-        ph.append(Phase(plane, PIPE_K + 2 * m / cfg.softmax_lanes + SOFTMAX_TAIL))
+        ph.append(Phase(plane, PIPE_K + softmax_passes(m, cfg.softmax_lanes) + SOFTMAX_TAIL))
     ph.append(Phase("control", 1))  # VSEL
-    if shape.v_select:
-        ph.append(Phase("v_select", topk_cycles(m, nv, cfg.topk_comparators)))
+    if shape.v_select:  # stage B: VLOAD (8 probabilities a cycle), then the engine
+        ph.append(Phase("v_select", math.ceil(m / min(8, cfg.topk_comparators))
+                        + topk_cycles(m, nv, cfg.topk_comparators), True))
     f = fetch["v"] = plane_fetch(shape, "v", fit.tx_bytes)
     ph.append(Phase("v", 1, True))  # PASS_START
     ph += _fetch_phases("v", f, fit, r, nv / cfg.values_per_cycle, True)

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", help="heads selection for trace replay")
     p.add_argument("--dram", help="DDR4_2400R (default), DDR4_3200AA, HBM2_2000Mbps or ideal")
     p.add_argument("--channels", type=int, help="AXI read channels = DRAM channels: 1, 2, 4, 8")
+    p.add_argument("--config", help="core configuration to build and check: default, small "
+                   "(models/params.py CONFIGURATIONS; docs/architecture.md section 1)")
     p.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                    help="any environment knob (verif/config.py), repeatable")
     p.add_argument("--simulator", choices=("verilator", "icarus", "both"),
@@ -69,7 +71,7 @@ def _knobs(args) -> dict:
             raise UserError(f"--knob {kv!r}: expected NAME=VALUE")
         k, v = kv.split("=", 1)
         knobs[k.strip()] = v.strip()
-    for name in ("steps", "layers", "heads", "dram", "channels", "workload"):
+    for name in ("steps", "layers", "heads", "dram", "channels", "workload", "config"):
         v = getattr(args, name)
         if v is not None:
             knobs[name] = v
@@ -94,6 +96,11 @@ def _check_inputs(knobs: dict, specs) -> None:
 
         if "trace_replay" in spec.sequences or "workload_replay" in spec.sequences:
             tr = load_trace(resolve_trace(str(merged.get("trace", "smollm2_prose"))))
+            params = EnvConfig.resolve(environ={}, spec=dict(merged)).params
+            if tr.meta.head_dim != params.head_dim:
+                raise UserError(f"test {spec.name}: the trace has head_dim {tr.meta.head_dim}, "
+                                f"configuration {merged.get('config', 'default')} has D = "
+                                f"{params.head_dim}")
             if "trace_replay" in spec.sequences:  # selections within the trace's range
                 m = tr.meta
                 for what, count in (("steps", m.n_steps), ("layers", m.n_layers),

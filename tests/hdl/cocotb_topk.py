@@ -8,6 +8,10 @@ documented pivot rule (first candidate, then a sample from the later half of the
 order-preserving partition). Pass lengths are timed by
 the testbench's own cycle count and compared with ceil(m/16)+3 (must be within 1.1x).
 
+A build with LOAD_LANES > 1 (a multi-lane softmax's loads) loads several values per cycle:
+aligned groups of random sizes, single unaligned values and idle cycles in between; everything
+else is checked the same way.
+
 TOPK_RANDOM_CASES (default 6) sets the number of random cases; the seed is cocotb's
 (COCOTB_RANDOM_SEED, printed by the runner on failure).
 """
@@ -69,6 +73,7 @@ async def reset(dut):
     dut.load_valid.value = 0
     dut.load_index.value = 0
     dut.load_value.value = 0
+    dut.load_count.value = 1
     dut.start.value = 0
     dut.n.value = 0
     dut.k.value = 0
@@ -79,15 +84,37 @@ async def reset(dut):
     await RisingEdge(dut.clk)
 
 
+async def load(dut, values, rng):
+    """Load values[i] at index i: one per cycle, or with LOAD_LANES > 1 groups of 1..LANES
+    values starting at a multiple of LANES (or one value anywhere), with idle cycles."""
+    lanes = len(dut.load_value) // VALUE_BITS
+    i = 0
+    while i < len(values):
+        if lanes > 1 and rng.random() < 0.2:
+            dut.load_valid.value = 0
+            await RisingEdge(dut.clk)
+            continue
+        if lanes == 1 or i % lanes or rng.random() < 0.15:
+            count = 1
+        else:
+            count = min(len(values) - i, rng.choice([lanes, lanes, rng.randint(1, lanes)]))
+        word = sum(v << (VALUE_BITS * j) for j, v in enumerate(values[i:i + count]))
+        # lanes beyond the count carry garbage: they must not be written
+        word |= sum(rng.randrange(1 << VALUE_BITS) << (VALUE_BITS * j)
+                    for j in range(count, lanes))
+        dut.load_valid.value = 1
+        dut.load_index.value = i
+        dut.load_value.value = word
+        dut.load_count.value = count
+        await RisingEdge(dut.clk)
+        i += count
+    dut.load_valid.value = 0
+
+
 async def run_case(dut, values, k, rng, ready_prob=1.0, n=None):
     """Load `values`, run top-k with k, check everything; return [(m, cycles)] per pass."""
     n = len(values) if n is None else n
-    for i, v in enumerate(values):
-        dut.load_valid.value = 1
-        dut.load_index.value = i
-        dut.load_value.value = v
-        await RisingEdge(dut.clk)
-    dut.load_valid.value = 0
+    await load(dut, values, rng)
     dut.start.value = 1
     dut.n.value = n
     dut.k.value = k

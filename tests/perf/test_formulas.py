@@ -86,9 +86,12 @@ def test_stage_breakdown_of_a_job():
     # the K MSB fetch starts with the key list's first entries and follows the scan
     assert st["key_scan"] == 1 + KEY_FETCH_START
     # K MSB: 100 8-bit tokens x 2 beats, contiguous: 100 tx of 64 B at 4 cycles
-    assert st["k_msb"] == pytest.approx(100 + 400 + 6 + 200 + SOFTMAX_TAIL)
+    # softmax: 8 lanes, two passes of 13 beats, 3 adder-tree registers, the score gearbox
+    assert st["k_msb"] == pytest.approx(100 + 400 + 6 + (26 + 3 + 1) + SOFTMAX_TAIL)
+    one_lane = predict_job(shape(m=100, nv=50), DEFAULT.with_(softmax_lanes=1), FIT).stages
+    assert one_lane["k_msb"] == pytest.approx(100 + 400 + 6 + 200 + SOFTMAX_TAIL)
     assert st["k_lsb"] == 0 and st["accumulate"] == 100
-    assert st["v_select"] == topk_cycles(100, 50)
+    assert st["v_select"] == math.ceil(100 / 8) + topk_cycles(100, 50)  # stage B: VLOAD + top-k
     assert p.beats == 100 * 2 + 50 * 2 and p.bytes == 32 * p.beats
     assert p.ops == 2 * 64 * (100 + 50)
     with_lsb = predict_job(shape(m=100, nv=50, lsb=True), DEFAULT, FIT)

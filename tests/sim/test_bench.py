@@ -56,15 +56,19 @@ def test_step_totals_span_first_accept_to_last_result():
 def test_summary_keys_and_worst_case():
     speed = {"bare": {"cycles_per_s": 200_000}, "env": {"cycles_per_s": 50_000}}
     decode = [{"case": "decode/default per8 s1 lall", "cycles_over_bound": 1.3, "jobs": 144,
-               "cycles": 600_000, "cycles_per_s": 40_000},
-              {"case": "decode/default smollm2_prose s0 lall", "cycles_over_bound": 1.5}]
+               "cycles": 600_000, "cycles_per_s": 40_000, "config": "default"},
+              {"case": "decode/default smollm2_prose s0 lall", "cycles_over_bound": 1.5,
+               "config": "default"},
+              {"case": "decode/default+MOP4CLXOR per8 s1 lall", "cycles_over_bound": 1.2,
+               "config": "default+MOP4CLXOR"}]
     s = summarize(speed, decode, {"topk_cycles_over_formula": 1.05},
                   {"per8_kv_bytes_reduction": 11.0}, None, quick=True)
     for key in ("decode_cycles_over_bound", "topk_cycles_over_formula",
                 "per8_kv_bytes_reduction", "bare_cycles_per_s", "env_cycles_per_s",
                 "env_over_bare", "gpt2_small_workload_wall_s"):
         assert key in s
-    assert s["decode_cycles_over_bound"] == 1.5
+    assert s["decode_cycles_over_bound"] == 1.5  # the worst case of the default DRAM mapping
+    assert s["configurations"]["default+MOP4CLXOR"]["decode_cycles_over_bound"] == 1.2
     assert s["env_over_bare"] == pytest.approx(0.25)
     assert s["configurations"]["paper"] is None
     assert s["gpt2_small_workload_wall_s_extrapolated"] == pytest.approx(15 * 32, rel=1e-3)

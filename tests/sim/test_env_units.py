@@ -35,7 +35,8 @@ def test_config_resolution_order_and_sources():
 @pytest.mark.parametrize("spec, message", [
     ({"channels": 3}, "channels=3"), ({"dram": "DDR9"}, "dram='DDR9'"),
     ({"res_ready_prob": 0}, "probability"), ({"nope": 1}, "unknown knob"),
-    ({"state_check": "maybe"}, "boolean"),
+    ({"state_check": "maybe"}, "boolean"), ({"config": "paper"}, "config='paper'"),
+    ({"dram_mapper": "XOR"}, "dram_mapper='XOR'"),
 ])
 def test_config_rejects_bad_knobs(spec, message):
     with pytest.raises(ConfigError, match=message):
@@ -104,6 +105,8 @@ def test_tiers_are_cumulative_and_valid():
     (["--knob", "jobs"], "NAME=VALUE"),
     (["--workload", "no-such-workload"], "no-such-workload"),
     (["--trace", "smollm2_prose", "--steps", "99"], "outside"),
+    (["--config", "nope"], "config='nope'"),
+    (["--trace", "smollm2_prose", "--config", "small"], "head_dim 64"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, argv, message):
     assert main(["sim", *argv, "--out", str(tmp_path / "o")]) == 2
@@ -144,3 +147,33 @@ def test_build_parameters_follow_the_run_knobs():
     tiered = TestSpec(name="y", sequences="random", knobs={"channels": 4})
     assert build_parameters(tiered) == {"N_CH": 4}
     assert build_parameters(tiered, {"channels": 8}) == {"N_CH": 8}
+
+
+def test_build_parameters_follow_the_configuration():
+    """knob `config` builds the core with that configuration's Verilog parameters (and only
+    those that differ from the defaults, so a default build keeps its folder)."""
+    from spatten_dv.models.params import CONFIGURATIONS, verilog_parameters
+
+    spec = TestSpec(name="z", sequences="random", knobs={"config": "small", "channels": 2})
+    small = CONFIGURATIONS["small"]
+    built = build_parameters(spec)
+    assert built["N_CH"] == 2
+    assert built["D"] == small.head_dim and built["L_MAX"] == small.max_tokens
+    assert built["AXI_DW"] == small.axi_data_bits and built["QK_MULS"] == small.qk_multipliers
+    assert verilog_parameters(CONFIGURATIONS["default"]) == {}
+    assert set(verilog_parameters(small, only_changed=False)) == {
+        "D", "L_MAX", "H_MAX", "QK_MULS", "PV_MULS", "TOPK_CMPS", "AXI_DW", "AW", "MAX_BURST",
+        "SM_LANES"}
+
+
+def test_environment_refuses_a_dut_of_another_configuration():
+    """knob config=small on a default-built DUT: one clear error naming both widths."""
+    from types import SimpleNamespace
+
+    from spatten_dv.models.params import CONFIGURATIONS
+    from spatten_dv.verif.uvm_tests import check_geometry
+
+    default = SimpleNamespace(desc_data=[0] * 1012, res_data=[0] * 1411)
+    check_geometry(default, CONFIGURATIONS["default"], "default")
+    with pytest.raises(ValueError, match="config=small expects desc_data of"):
+        check_geometry(default, CONFIGURATIONS["small"], "small")

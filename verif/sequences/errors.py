@@ -27,9 +27,9 @@ class ErrorsSeq(CornersSeq):
             (dict(lsb_bits=2), "BAD_WIDTH lsb 2"),
             (dict(v_bits=7), "BAD_WIDTH v 7"),
             (dict(msb_bits=8, lsb_bits=6), "BAD_WIDTH msb+lsb>12"),
-            (dict(k_msb_base=base["k_msb_base"] + 16), "BAD_ADDR K MSB misaligned"),
-            (dict(k_lsb_base=base["k_lsb_base"] + 8), "BAD_ADDR K LSB misaligned"),
-            (dict(v_base=base["v_base"] + 4), "BAD_ADDR V misaligned"),
+            (dict(k_msb_base=base["k_msb_base"] + p.bus_bytes // 2), "BAD_ADDR K MSB misaligned"),
+            (dict(k_lsb_base=base["k_lsb_base"] + p.bus_bytes // 4), "BAD_ADDR K LSB misaligned"),
+            (dict(v_base=base["v_base"] + p.bus_bytes // 8), "BAD_ADDR V misaligned"),
             (dict(k_msb_base=(1 << 32) - 64 * 32), "BAD_ADDR K MSB past 4 GiB"),
             (dict(k_lsb_base=(1 << 32) - 32 * 32), "BAD_ADDR K LSB past 4 GiB"),
             (dict(v_base=(1 << 32) - 64 * 32), "BAD_ADDR V past 4 GiB"),
@@ -41,7 +41,7 @@ class ErrorsSeq(CornersSeq):
                                 token_keep=5, head_keep=1, reselect=True, imp_shift=3,
                                 protect_sink=2), label)
         # AXI errors in each plane (the LSB plane only in an LSB pass), over every n_tokens bin
-        sizes = (1, 20, 100, 300, 700, p.max_tokens)
+        sizes = [n for n in (1, 20, 100, 300, 700) if n < p.max_tokens] + [p.max_tokens]
         planes = ("k_msb_base", "k_lsb_base", "v_base")
         for resp, rname in ((SLVERR, "SLVERR"), (DECERR, "DECERR")):
             for i, n in enumerate(sizes):

@@ -65,7 +65,7 @@ class RandomJobsSeq(JobSequence):
             knobs.randomize()
             msb, lsb, vb = int(knobs.msb), int(knobs.lsb), int(knobs.vb)  # numpy -> int
             lo, hi = N_RANGES[str(knobs.n_bin)]
-            n = self.rng.randint(lo, hi)
+            n = min(self.rng.randint(lo, hi), self.params.max_tokens)  # bins above L_MAX: L_MAX
             spread = self.rng.choice([30, 150, 400, 900])
             k12, v12 = self.rand12(n, spread), self.rand12(n, self.rng.choice([100, 600]))
             q12 = self.rand12(1, spread)[0]
