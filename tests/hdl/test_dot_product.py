@@ -4,8 +4,10 @@ import pytest
 
 from spatten_dv.sim import hdl_sources, run_cocotb
 
-# QK_MULS = 32: two passes per key, on both simulators.
-CONFIGS = [("verilator", 64), ("icarus", 64), ("icarus", 32), ("verilator", 32)]
+# QK_MULS = 32: two passes per key; 128 and 512: 2 and 8 keys per cycle (512 is SpAtten's
+# configuration at D = 64). Every width on both simulators.
+CONFIGS = [("verilator", 64), ("icarus", 64), ("icarus", 32), ("verilator", 32),
+           ("verilator", 512), ("icarus", 512), ("icarus", 128), ("verilator", 128)]
 
 
 @pytest.mark.parametrize(("simulator", "qk_muls"), CONFIGS)
