@@ -5,9 +5,9 @@ import pytest
 from spatten_dv.sim import hdl_sources, run_cocotb
 
 # PV_MULS = VPC * 64 (D = 64): one pair per cycle at the default, 2 and 8 (SpAtten's 512
-# multipliers) per cycle; each on both simulators.
-CONFIGS = [("verilator", 1), ("icarus", 1), ("verilator", 8), ("icarus", 8),
-           ("icarus", 2), ("verilator", 2)]
+# multipliers) per cycle; 1 and 8 on both simulators, 2 on Icarus (a Verilator build costs
+# ~25 s of CI).
+CONFIGS = [("verilator", 1), ("icarus", 1), ("verilator", 8), ("icarus", 8), ("icarus", 2)]
 
 
 @pytest.mark.parametrize(("simulator", "vpc"), CONFIGS)
