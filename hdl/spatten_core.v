@@ -579,11 +579,13 @@ module spatten_core #(
     wire dp_in_valid = s_valid && !err_a;
 
     wire dp_out_ready;
+    wire dp_out_count_unused;                   // one key per beat at QK_MULS <= D
     spatten_dot_product #(.D(D), .QK_MULS(QK_MULS)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
-        .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x),
+        .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x), .in_count(1'b1),
         .in_last(s_pos == a_m - T1), .out_valid(dp_out_valid),
-        .out_ready(dp_out_ready), .out_score(dp_score), .out_last(dp_out_last)
+        .out_ready(dp_out_ready), .out_score(dp_score), .out_count(dp_out_count_unused),
+        .out_last(dp_out_last)
     );
 
     // Scores into the softmax: one a cycle at SM_LANES = 1; at SM_LANES > 1 a gearbox packs
@@ -669,7 +671,8 @@ module spatten_core #(
     spatten_pv_accum #(.D(D), .ACC_BITS(32)) u_pv (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b),
         .in_valid(vs_valid && !err_b), .in_ready(pv_in_ready),
-        .in_prob(vs_prob), .in_value(rcv_x), .in_last(vs_pos == r_nv - T1),
+        .in_prob(vs_prob), .in_value(rcv_x), .in_count(1'b1),
+        .in_last(vs_pos == r_nv - T1),
         .out_valid(pv_out_valid), .out_ready(1'b1), .out_data(pv_out), .out_abs_sum(pv_abs)
     );
 

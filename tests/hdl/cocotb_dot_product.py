@@ -1,7 +1,9 @@
 """cocotb tests of spatten_dot_product against models.core.dot_products (bit-exact).
 
-DOT_QK_MULS (set by the pytest wrapper) is the QK_MULS the DUT was built with; the expected
-rate is QK_MULS/D keys per cycle. DOT_CASES scales the number of random keys (default 1).
+DOT_QK_MULS (set by the pytest wrapper) is the QK_MULS the DUT was built with: QK_MULS <= D
+takes one key per D/QK_MULS cycles, QK_MULS = KPC*D a beat of up to KPC keys per cycle
+(in_count valid keys, packed from lane 0; only a job's last beat partial). The expected rate
+is QK_MULS/D keys per cycle. DOT_CASES scales the number of random keys (default 1).
 """
 
 import os
@@ -19,11 +21,13 @@ from spatten_dv.models.params import DEFAULT_PARAMS
 D = DEFAULT_PARAMS.head_dim
 SW = 24 + (D - 1).bit_length()  # 30-bit score at D = 64
 QK_MULS = int(os.environ.get("DOT_QK_MULS", str(D)))
+KPC = max(1, QK_MULS // D)  # keys per beat
 SCALE = int(os.environ.get("DOT_CASES", "1"))
 SEED = cocotb.RANDOM_SEED % (1 << 62)
-# A key presented and accepted in cycle c (handshake at the edge ending it) has its score
+# A beat presented and accepted in cycle c (handshake at the edge ending it) has its scores
 # valid in cycle c+4: four registers (products, tree level 2, tree level 4, out_score) at the
-# defaults, also for QK_MULS = 32 (counted from the key's last chunk). Documented in the RTL.
+# defaults, also for QK_MULS = 32 (counted from the key's last chunk) and for every KPC > 1.
+# Documented in the RTL.
 LATENCY = 4
 
 
@@ -38,12 +42,27 @@ def signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
+def beats_of(keys, rng=None):
+    """(in_k word, in_count) per beat: KPC keys a beat, the last beat holding the rest. With
+    rng, the lanes of a partial beat past its keys hold random bits (the DUT must ignore them:
+    zeros there would hide a count off by one)."""
+    rows = keys.tolist()
+    beats = []
+    for b in range(0, len(rows), KPC):
+        word, count = pack12([x for row in rows[b:b + KPC] for x in row]), len(rows[b:b + KPC])
+        if rng is not None and count < KPC:
+            word |= rng.getrandbits(12 * D * (KPC - count)) << (12 * D * count)
+        beats.append((word, count))
+    return beats
+
+
 async def reset(dut):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst_n.value = 0
     dut.clear.value = 0
     dut.in_valid.value = 0
     dut.in_k.value = 0
+    dut.in_count.value = 1
     dut.in_last.value = 0
     dut.out_ready.value = 0
     dut.query.value = 0
@@ -52,17 +71,27 @@ async def reset(dut):
     dut.rst_n.value = 1
 
 
-async def run_job(dut, rng, query, keys, valid_p, ready_p):
-    """Stream `keys` against `query`; return (scores, last flags, accept cycles, out cycles)."""
+def idle_count(rng):
+    """in_count while in_valid is low: anything at KPC > 1, the required 1 at KPC = 1."""
+    return rng.randint(0, (1 << KPC.bit_length()) - 1) if KPC > 1 else 1
+
+
+async def run_job(dut, rng, query, keys, valid_p, ready_p, abort_after=None):
+    """Stream `keys` against `query`.
+
+    Returns (beats, accept cycles, out cycles), a beat being (scores of all KPC lanes,
+    out_count, out_last). With abort_after, returns after that many cycles (a job cut off).
+    """
     dut.query.value = pack12(query.tolist())
-    words = [pack12(k) for k in keys.tolist()]
-    n = len(words)
+    beats = beats_of(keys, rng)
+    n = len(beats)
     i, cycle = 0, 0
-    scores, lasts, acc_cyc, out_cyc = [], [], [], []
-    while len(scores) < n:
+    got, acc_cyc, out_cyc = [], [], []
+    while len(got) < n and cycle != abort_after:
         send = i < n and rng.random() < valid_p
         dut.in_valid.value = int(send)
-        dut.in_k.value = words[i] if send else rng.getrandbits(12 * D)
+        dut.in_k.value = beats[i][0] if send else rng.getrandbits(12 * D * KPC)
+        dut.in_count.value = beats[i][1] if send else idle_count(rng)
         dut.in_last.value = int(i == n - 1) if send else rng.getrandbits(1)
         dut.out_ready.value = int(rng.random() < ready_p)
         await ReadOnly()
@@ -70,22 +99,31 @@ async def run_job(dut, rng, query, keys, valid_p, ready_p):
             acc_cyc.append(cycle)
             i += 1
         if int(dut.out_valid.value) and int(dut.out_ready.value):
-            scores.append(signed(int(dut.out_score.value), SW))
-            lasts.append(int(dut.out_last.value))
+            word = int(dut.out_score.value)
+            got.append(([signed((word >> (SW * j)) & ((1 << SW) - 1), SW) for j in range(KPC)],
+                        int(dut.out_count.value), int(dut.out_last.value)))
             out_cyc.append(cycle)
         await RisingEdge(dut.clk)
         cycle += 1
     dut.in_valid.value = 0
     dut.out_ready.value = 0
-    return scores, lasts, acc_cyc, out_cyc
+    return got, acc_cyc, out_cyc
 
 
-def check(query, keys, scores, lasts, what):
+def check(query, keys, got, what):
+    """Scores against the model, lanes past out_count zero, counts and last as sent."""
     want = dot_products(query, keys).tolist()
+    sent = [count for _, count in beats_of(keys)]
+    counts = [count for _, count, _ in got]
+    assert counts == sent, f"{what} (seed {SEED}): out_count {counts}, sent {sent}"
+    scores = [s for lanes, count, _ in got for s in lanes[:count]]
     bad = [(t, g, w) for t, (g, w) in enumerate(zip(scores, want, strict=True)) if g != w]
     assert not bad, f"{what} (seed {SEED}): {len(bad)} scores differ, first (key, got, want): " \
         f"{bad[:4]}"
-    assert lasts == [0] * (len(keys) - 1) + [1], f"{what}: out_last {lasts}"
+    idle = [(b, lanes[count:]) for b, (lanes, count, _) in enumerate(got) if any(lanes[count:])]
+    assert not idle, f"{what} (seed {SEED}): lanes past out_count not zero: {idle[:2]}"
+    lasts = [last for _, _, last in got]
+    assert lasts == [0] * (len(got) - 1) + [1], f"{what}: out_last {lasts}"
 
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
@@ -123,10 +161,15 @@ async def dot_matches_model(dut):
         ("small values", torch.randint(-3, 4, (D,), generator=g),
          torch.randint(-3, 4, (40, D), generator=g), 0.8, 0.8),
     ]
+    if KPC > 1:  # every size of the last beat, 1..KPC keys; full-scale extremes in each lane
+        cases += [(f"last beat of {r} key(s)", extremes(D), extremes(2 * KPC + r, D), 0.8, 0.6)
+                  for r in range(1, KPC + 1)]
+        cases += [(f"one partial beat of {r}", qmin, full(r, QKV_MIN), 1.0, 0.5)
+                  for r in range(1, KPC)]
     for what, query, keys, valid_p, ready_p in cases:
-        scores, lasts, _, _ = await with_timeout(
+        got, _, _ = await with_timeout(
             run_job(dut, rng, query, keys, valid_p, ready_p), 2, "ms")
-        check(query, keys, scores, lasts, what)
+        check(query, keys, got, what)
 
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
@@ -137,18 +180,28 @@ async def dot_full_rate_1024_keys(dut):
     await reset(dut)
     query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
     keys = torch.randint(QKV_MIN, QKV_MAX + 1, (1024, D), generator=g)
-    scores, lasts, acc_cyc, out_cyc = await run_job(dut, rng, query, keys, 1.0, 1.0)
-    check(query, keys, scores, lasts, "1024 keys")
+    got, acc_cyc, out_cyc = await run_job(dut, rng, query, keys, 1.0, 1.0)
+    check(query, keys, got, "1024 keys")
     n = len(acc_cyc)
-    rate = (n - 1) / (acc_cyc[-1] - acc_cyc[0])
-    out_rate = (n - 1) / (out_cyc[-1] - out_cyc[0])
+    rate = (n - 1) / (acc_cyc[-1] - acc_cyc[0]) * KPC
+    out_rate = (n - 1) / (out_cyc[-1] - out_cyc[0]) * KPC
     latencies = {o - a for a, o in zip(acc_cyc, out_cyc, strict=True)}
-    dut._log.info("QK_MULS=%d: %d keys accepted in %d cycles: %.4f keys/cycle in, "
-                  "%.4f scores/cycle out; latency (accept cycle -> out_valid cycle) %s",
-                  QK_MULS, n, acc_cyc[-1] - acc_cyc[0] + 1, rate, out_rate, sorted(latencies))
+    dut._log.info("QK_MULS=%d: %d beats of %d key(s) accepted in %d cycles: %.4f keys/cycle "
+                  "in, %.4f scores/cycle out; latency (accept cycle -> out_valid cycle) %s",
+                  QK_MULS, n, KPC, acc_cyc[-1] - acc_cyc[0] + 1, rate, out_rate,
+                  sorted(latencies))
     assert rate == QK_MULS / D, f"input rate {rate}, want {QK_MULS / D}"
     assert out_rate == QK_MULS / D, f"output rate {out_rate}, want {QK_MULS / D}"
     assert latencies == {LATENCY}, f"latency {latencies}, want {LATENCY}"
+
+
+async def expect_no_output(dut, cycles):
+    dut.out_ready.value = 1
+    for _ in range(cycles):
+        await ReadOnly()
+        assert int(dut.out_valid.value) == 0, "extra score after the job"
+        await RisingEdge(dut.clk)
+    dut.out_ready.value = 0
 
 
 @cocotb.test(timeout_time=5, timeout_unit="ms")
@@ -161,7 +214,8 @@ async def dot_clear_drops_keys_in_flight(dut):
     dut.out_ready.value = 0
     for _ in range(10):  # fill the pipeline (and a partial key when QK_MULS < D)
         dut.in_valid.value = 1
-        dut.in_k.value = rng.getrandbits(12 * D)
+        dut.in_k.value = rng.getrandbits(12 * D * KPC)
+        dut.in_count.value = rng.randint(1, KPC)
         dut.in_last.value = 1
         await RisingEdge(dut.clk)
     dut.in_valid.value = 0
@@ -173,9 +227,30 @@ async def dot_clear_drops_keys_in_flight(dut):
     dut.clear.value = 0
     query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
     keys = torch.randint(QKV_MIN, QKV_MAX + 1, (20, D), generator=g)
-    scores, lasts, _, _ = await run_job(dut, rng, query, keys, 0.8, 0.8)
-    check(query, keys, scores, lasts, "after clear")
-    for _ in range(8):  # nothing else may come out
-        await ReadOnly()
-        assert int(dut.out_valid.value) == 0, "extra score after the job"
+    got, _, _ = await run_job(dut, rng, query, keys, 0.8, 0.8)
+    check(query, keys, got, "after clear")
+    await expect_no_output(dut, 8)
+
+
+@cocotb.test(timeout_time=5, timeout_unit="ms")
+async def dot_clear_mid_job(dut):
+    """A job cut off by clear while it streams (beats in flight, some scores taken): nothing of
+    it comes out after the clear, and the next job is exact."""
+    g = torch.Generator().manual_seed(SEED + 3)
+    rng = random.Random(SEED + 3)
+    await reset(dut)
+    for cut in (3, 7, 12):
+        query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
+        keys = torch.randint(QKV_MIN, QKV_MAX + 1, (40 * KPC, D), generator=g)
+        # valid always high: beats are in flight at the cut (none out yet, or the last
+        # LATENCY cycles' beats), whatever the ready pattern.
+        got, acc_cyc, _ = await run_job(dut, rng, query, keys, 1.0, 0.6, abort_after=cut)
+        assert len(got) < len(acc_cyc), "the cut job should have beats in flight"
+        dut.clear.value = 1
         await RisingEdge(dut.clk)
+        dut.clear.value = 0
+        await expect_no_output(dut, 6)
+        query = torch.randint(QKV_MIN, QKV_MAX + 1, (D,), generator=g)
+        keys = torch.randint(QKV_MIN, QKV_MAX + 1, (3 * KPC + 1, D), generator=g)
+        got, _, _ = await run_job(dut, rng, query, keys, 0.8, 0.7)
+        check(query, keys, got, f"after a clear at cycle {cut}")
