@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 # The default toplevel of environment runs; SPATTEN_PLAYOUT=1 / 0 overrides it per process.
-PLAYOUT_DEFAULT = False
+PLAYOUT_DEFAULT = True
 
 TB_HDL_DIR = Path(__file__).resolve().parent / "hdl"
 PLAYOUT_TOPLEVEL = "spatten_core_tb"
