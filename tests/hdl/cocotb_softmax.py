@@ -102,17 +102,18 @@ async def run_job(dut, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0,
     assert sent == n, f"{sent} scores taken, expected {n}"
     assert not int(dut.busy.value), "busy still high with done"
     assert int(dut.stats_valid.value), "stats_valid low at done"
-    stats = {
-        "max_prob": int(dut.max_prob.value),
-        "max_index": int(dut.max_index.value),
-        "exp_sum": int(dut.exp_sum.value),
-        "recip": int(dut.recip.value),
-    }
+    stats = read_stats(dut)
     await RisingEdge(dut.clk)
     dut.start.value = 0
     dut.n_update.value = 0
     dut.score_valid.value = 0
     return probs, stats, cycle
+
+
+def read_stats(unit) -> dict:
+    """The unit's statistics outputs (valid with stats_valid)."""
+    return {name: int(getattr(unit, name).value)
+            for name in ("max_prob", "max_index", "exp_sum", "recip")}
 
 
 def check(name, scores, mult, shift, probs, stats):

@@ -17,7 +17,7 @@ import cocotb
 import torch
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotb_softmax import realistic_job, recip_residue_job
+from cocotb_softmax import read_stats, realistic_job, recip_residue_job
 
 from spatten_dv.models.softmax import score_scale, softmax_fixed
 
@@ -144,12 +144,7 @@ async def run_job(unit, rng, scores, mult, shift, valid_prob=1.0, ready_prob=1.0
     assert sent == beats(n), f"{where}: {sent} beats taken, expected {beats(n)}"
     assert not int(unit.busy.value), f"{where}: busy still high with done"
     assert int(unit.stats_valid.value), f"{where}: stats_valid low at done"
-    stats = {
-        "max_prob": int(unit.max_prob.value),
-        "max_index": int(unit.max_index.value),
-        "exp_sum": int(unit.exp_sum.value),
-        "recip": int(unit.recip.value),
-    }
+    stats = read_stats(unit)
     await RisingEdge(unit.clk)
     unit.start.value = 0
     unit.n_update.value = 0
