@@ -10,13 +10,13 @@
 // with scan_all = 1 and streams 32-entry chunks (importance + kept bit), then waits for dbg_req
 // low (S_DBG_*).
 //
-// Two jobs in flight (section 11): stage A (`state`, the job in `desc`) runs CHECK .. value
-// selection and hands the job to stage B (`bstate`: V pass, accumulation, result) when B is
-// empty; desc_ready rises the cycle after the handoff. A job that changes the pruning state
+// Two jobs in flight (section 11): stage A (`state`, the job in `desc`) runs CHECK .. the last
+// softmax and hands the job to stage B (`bstate`: value selection, V pass, accumulation,
+// result) when B is empty; desc_ready rises the cycle after the handoff. A job that changes the pruning state
 // waits in CHECK until B is empty. The key list, value list and probability buffer have two
 // banks (A writes one, B reads the other).
 //
-// Job flow (A: CHECK .. VSEL, HAND; B: V pass .. RESULT):
+// Job flow (A: CHECK .. VSEL decision, HAND; B: value selection, V pass .. RESULT):
 //   CHECK   descriptor validation (BAD_HEAD, NO_TOKENS, TOO_MANY_TOKENS, BAD_WIDTH, BAD_ADDR, in
 //           that order, = Job.validate()); invalid -> result with zeros, no state change.
 //   CLR     clear_tokens / clear_heads / reselect / rescale (imp_shift > 0) requests to
@@ -32,8 +32,10 @@
 //           fed from the key list -> plane_unpack -> stage register (K-code buffer write of the
 //           MSB codes / synchronous read of the stored MSB codes for the LSB pass) ->
 //           reconstruct -> dot_product -> softmax -> prob buffer and top-k engine load.
-//   VSEL    v_topk in 1..m-1: top-k(n=m, k=v_topk) over the final probabilities -> V list.
+//   VSEL    decides the value selection (v_topk in 1..m-1); the selection runs in stage B.
 //   HAND    wait for an empty stage B, hand the job over (early ends too: they go to B's NEXT).
+//   VLOAD   (B) the job's final probabilities from B's prob-buffer bank into the top-k engine,
+//           8 a cycle; VRUN: top-k(n=m, k=v_topk) -> B's V list.
 //   V pass  fetcher fed with key[vlist[i]] -> unpack -> stage (prob of the same position) ->
 //           reconstruct -> pv_accum -> out, abs_sum.
 //   ACC     token importance accumulate (key[pos], prob[pos]); head accumulate (head_id, abs_sum).
