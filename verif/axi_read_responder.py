@@ -114,9 +114,11 @@ class AxiReadResponder:
         for t in self._tasks:
             t.cancel()
         self._tasks = []
-        if getattr(self, "_file", None) is not None:
+        if self._file is not None:
             self._file.close()
             self._file = None
+            if os.path.exists(self._file_path):  # no burst completed: the FIFO never opened it
+                os.unlink(self._file_path)
 
     @property
     def outstanding(self) -> int:

@@ -87,7 +87,7 @@ def _check_inputs(knobs: dict, specs) -> None:
     for spec in specs:
         merged = dict(spec.knobs, **knobs)
         try:
-            EnvConfig.resolve(environ={}, spec=dict(merged, sequences=spec.sequences))
+            cfg = EnvConfig.resolve(environ={}, spec=dict(merged, sequences=spec.sequences))
         except ConfigError as exc:
             raise UserError(f"test {spec.name}: {exc}") from None
         from spatten_dv.traces.loader import load_trace
@@ -96,7 +96,7 @@ def _check_inputs(knobs: dict, specs) -> None:
 
         if "trace_replay" in spec.sequences or "workload_replay" in spec.sequences:
             tr = load_trace(resolve_trace(str(merged.get("trace", "smollm2_prose"))))
-            params = EnvConfig.resolve(environ={}, spec=dict(merged)).params
+            params = cfg.params
             if tr.meta.head_dim != params.head_dim:
                 raise UserError(f"test {spec.name}: the trace has head_dim {tr.meta.head_dim}, "
                                 f"configuration {merged.get('config', 'default')} has D = "
