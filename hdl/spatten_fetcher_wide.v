@@ -408,7 +408,12 @@ module spatten_fetcher_wide #(
     assign beat_count = out_cnt;
 `ifdef FETCHER_WIDE_MUTANT_SWAP
     // checker self-test: lanes 0 and 1 swapped
-    assign beat_data = {out_data[OUT_BEATS*DW-1:2*DW], out_data[DW-1:0], out_data[2*DW-1:DW]};
+    generate
+        for (c = 0; c < OUT_BEATS; c = c + 1) begin : g_mutant
+            assign beat_data[c*DW +: DW] = (out_cnt > 1) ? out_data[(c < 2 ? 1 - c : c)*DW +: DW]
+                                                         : out_data[c*DW +: DW];
+        end
+    endgenerate
 `else
     assign beat_data = out_data;
 `endif

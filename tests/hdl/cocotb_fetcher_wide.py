@@ -182,9 +182,22 @@ def split_groups(rng, tokens, max_group=LANES, empty_prob=0.1):
 
 
 class Stats:
+    """Cycle of done and the cumulative beats out after every cycle with a transfer."""
+
     def __init__(self):
-        self.start = self.done = self.first_out = self.last_out = None
-        self.out_cycles = 0
+        self.done = None
+        self.out = []  # (cycle, beats out so far)
+
+    def sustained(self):
+        """Beats/cycle over the middle half of the beats (no start-up or drain ramp) and
+        from the first beat out to the last."""
+        total = self.out[-1][1]
+        lo = next(c for c, n in self.out if n >= total // 4)
+        hi = next(c for c, n in self.out if n >= 3 * total // 4)
+        lo_n = next(n for c, n in self.out if c == lo)
+        hi_n = next(n for c, n in self.out if c == hi)
+        middle = (hi_n - lo_n) / max(1, hi - lo)
+        return middle, total / (self.out[-1][0] - self.out[0][0] + 1)
 
 
 async def fetch(dut, rng, base, stride, groups, beat_ready_prob=1.0, idx_prob=1.0,
@@ -229,9 +242,7 @@ async def fetch(dut, rng, base, stride, groups, beat_ready_prob=1.0, idx_prob=1.
             received += [field(data, j, DW) for j in range(n)]
             phases += [field(ph, j, 2) for j in range(n)]
             if stats is not None:
-                stats.first_out = cycle if stats.first_out is None else stats.first_out
-                stats.last_out = cycle
-                stats.out_cycles += 1
+                stats.out.append((cycle, len(received)))
         finished = int(dut.done.value)
         result = (received, phases, int(dut.error.value), int(dut.beats.value))
         await RisingEdge(dut.clk)
@@ -252,7 +263,7 @@ def check_bursts(bursts, base, stride, tokens):
     want = [base + w * WB for w in plane_words(stride, tokens)]
     assert covered == want, "bursts do not cover exactly the kept tokens' words in order"
     block = MAX_BURST * WB
-    for (_, a0, l0, _), (_, a1, _, _) in zip(ordered, ordered[1:]):
+    for (_, a0, l0, _), (_, a1, _, _) in zip(ordered, ordered[1:], strict=False):
         if a0 + (l0 + 1) * WB == a1:
             assert a1 % block == 0, f"contiguous bursts {a0:#x} and {a1:#x} not merged"
     for k, (ch, _, _, _) in enumerate(ordered):
@@ -319,7 +330,9 @@ async def edge_cases(dut):
             fetch(dut, rng, base, stride, split_groups(rng, tokens, empty_prob=0.0)), 5, "ms")
         task.cancel()
         words = plane_words(stride, tokens) if tokens else []
-        assert err == 0 and got == [mem.word(base + w * WB) for w in words], f"tokens {tokens}"
+        assert err == 0, f"tokens {tokens}: error {err}"
+        assert got == [mem.word(base + w * WB) for w in words], \
+            f"tokens {tokens}: beat stream differs"
         assert count == len(words)
         if stride == "w6":
             assert phases == [w % 3 for w in words]
@@ -362,9 +375,10 @@ async def error_response_ends_fetch_without_hang(dut):
 
 
 async def throughput(dut, rng, tokens, stride, latency):
-    """(beats/cycle from the first beat out to the last, bursts accepted per cycle while the
-    ARs flow, total cycles) for a fetch on an ideal memory: AR always ready, one beat per
-    channel per cycle after a fixed latency, consumer always ready, a group every cycle."""
+    """((beats/cycle over the middle half of the beats, from the first beat out to the last),
+    bursts accepted per cycle while the ARs flow, total cycles, bursts) for a fetch on an ideal
+    memory: AR always ready, one beat per channel per cycle after a fixed latency, consumer
+    always ready, a group every cycle."""
     mem = Memory(7)
     axi = AxiMemory(dut, mem, rng, latency=(latency, latency))
     task = cocotb.start_soon(axi.run())
@@ -375,7 +389,8 @@ async def throughput(dut, rng, tokens, stride, latency):
     task.cancel()
     words = plane_words(stride, tokens)
     assert err == 0 and got == [mem.word(0x40000 + w * WB) for w in words]
-    beats_per_cycle = count / (stats.last_out - stats.first_out + 1)
+    assert count == len(words)
+    beats_per_cycle = stats.sustained()
     cycles = [b[3] for b in axi.bursts]
     bursts_per_cycle = len(cycles) / (max(cycles) - min(cycles) + 1)
     return beats_per_cycle, bursts_per_cycle, stats.done, len(axi.bursts)
@@ -383,24 +398,26 @@ async def throughput(dut, rng, tokens, stride, latency):
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def throughput_figures(dut):
+    """Figures printed (THROUGHPUT lines in the log) and loose lower bounds."""
     rng = random.Random(cocotb.RANDOM_SEED)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     await reset(dut)
-    latency = 8
-    bpc, _, cycles, nb = await throughput(dut, rng, list(range(1024)), 1, latency)
-    dut._log.info(f"THROUGHPUT contiguous stride 1: 1024 beats in {cycles} cycles, "
-                  f"{nb} bursts, {bpc:.2f} beats/cycle sustained "
-                  f"(N_CH={N_CH} IDX_LANES={LANES} OUT_BEATS={OUT} latency {latency})")
-    assert bpc >= 0.75 * min(N_CH, LANES, OUT), f"contiguous: {bpc:.2f} beats/cycle"
-    _, bursts_pc, cycles, nb = await throughput(dut, rng, list(range(0, 1024, 2)), 1, 4)
-    dut._log.info(f"THROUGHPUT every other token kept: {nb} bursts in {cycles} cycles, "
-                  f"{bursts_pc:.2f} bursts/cycle accepted (latency 4)")
-    assert bursts_pc >= 0.6 * min(N_CH, LANES), f"every other token: {bursts_pc:.2f} bursts/cycle"
-    bpc, _, cycles, nb = await throughput(dut, rng, list(range(512)), 3, latency)
-    dut._log.info(f"THROUGHPUT contiguous stride 3: {3 * 512} beats in {cycles} cycles, "
-                  f"{nb} bursts, {bpc:.2f} beats/cycle sustained")
-    assert bpc >= 0.75 * min(N_CH, OUT), f"stride 3: {bpc:.2f} beats/cycle"
-    bpc, _, cycles, nb = await throughput(dut, rng, list(range(1024)), "w6", latency)
-    dut._log.info(f"THROUGHPUT contiguous dense 6-bit: {cycles} cycles, {nb} bursts, "
-                  f"{bpc:.2f} beats/cycle sustained")
-    assert bpc >= 0.75 * min(N_CH, OUT), f"dense 6-bit: {bpc:.2f} beats/cycle"
+    peak = min(N_CH, OUT)
+    where = f"N_CH={N_CH} IDX_LANES={LANES} OUT_BEATS={OUT}"
+    for what, tokens, stride in (("contiguous 4-bit (stride 1)", list(range(1024)), 1),
+                                 ("contiguous stride 3", list(range(512)), 3),
+                                 ("contiguous dense 6-bit", list(range(1024)), "w6")):
+        (mid, whole), _, cycles, nb = await throughput(dut, rng, tokens, stride, 8)
+        dut._log.info(f"THROUGHPUT {what}, {where}, latency 8: {cycles} cycles, {nb} bursts, "
+                      f"{mid:.2f} beats/cycle sustained (middle half), {whole:.2f} first to "
+                      f"last beat")
+        want = min(peak, LANES) if stride == 1 else peak
+        assert mid >= 0.85 * want, f"{what}: {mid:.2f} beats/cycle"
+    for latency in (4, 8):
+        _, bursts_pc, cycles, nb = await throughput(dut, rng, list(range(0, 1024, 2)), 1,
+                                                    latency)
+        dut._log.info(f"THROUGHPUT every other token kept, {where}, latency {latency}: {nb} "
+                      f"1-beat bursts in {cycles} cycles, {bursts_pc:.2f} bursts/cycle "
+                      f"accepted (MAX_OUTSTANDING={MAX_OUTSTANDING})")
+        if latency == 4:
+            assert bursts_pc >= 0.6 * min(N_CH, LANES), f"every other: {bursts_pc:.2f}/cycle"

@@ -1,6 +1,7 @@
 """Block tests of hdl/spatten_fetcher_wide.v at the paper point and a small point, on both
 simulators, plus a mutant the checker must catch."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_fetcher_wide(simulator, point):
 def test_fetcher_wide_checker_catches_swapped_beats():
     """FETCHER_WIDE_MUTANT_SWAP swaps output lanes 0 and 1: the scoreboard must fail."""
     p = POINTS["small"]
-    with pytest.raises(SimulationFailed):
+    with pytest.raises(SimulationFailed) as failed:
         run_cocotb(
             toplevel="spatten_fetcher_wide",
             sources=hdl_sources("spatten_fetcher_wide"),
@@ -52,3 +53,6 @@ def test_fetcher_wide_checker_catches_swapped_beats():
             test_dir=Path(__file__).parent,
             extra_build_args=["-DFETCHER_WIDE_MUTANT_SWAP"],
         )
+    # ... and for the right reason: the scoreboard's comparison, not a crash
+    log = Path(re.search(r"log=(\S+?)\)", str(failed.value)).group(1))
+    assert "beat stream differs" in log.read_text()
