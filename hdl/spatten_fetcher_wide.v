@@ -14,8 +14,8 @@
 // its pending lanes beat by beat (combinationally) and merges contiguous beats into the open
 // INCR burst. Bursts are cut at aligned blocks of MAX_BURST words: a burst never holds more
 // than MAX_BURST beats and, because MAX_BURST*W divides 4 KiB, never crosses a 4 KiB page (a
-// contiguous run that starts mid-block costs one burst more than greedy merging would; long
-// runs still become MAX_BURST-beat bursts). Closing a burst needs an emit slot: burst k of the
+// contiguous run is split at block boundaries, so it costs at most one burst more than the
+// greedy merging of spatten_fetcher; long runs still become MAX_BURST-beat bursts). Closing a burst needs an emit slot: burst k of the
 // fetch goes to channel k mod N_CH (round robin), so the bursts closed in one cycle go to
 // distinct channels, and a slot exists while the next channel's AR queue has room. When the
 // slots run out the builder stops mid-group (even mid-token: head_off) and goes on next cycle;
@@ -36,6 +36,12 @@
 // queued bursts and remaining indices are dropped, R beats of issued bursts are accepted and
 // discarded, no further beats leave (the beats delivered are a prefix of the stream without
 // the bad one), and the fetch ends with `done`. `beats` counts every R beat accepted.
+//
+// Parameters: N_CH, MAX_BURST, ROB_BEATS powers of two; MAX_BURST*DW/8 <= 4096; MAX_BURST and
+// OUT_BEATS <= ROB_BEATS (checked at elaboration). m_axi_ar* of a channel without ARVALID and
+// beat_data/beat_phase lanes at or past beat_count are don't-care (X in 4-state simulation).
+// The builder is one combinational walk over IDX_LANES*3 beats per cycle, and idx_ready
+// depends on it: fine for simulation, a pipelining candidate for timing closure.
 module spatten_fetcher_wide #(
     parameter integer AW              = 32,
     parameter integer DW              = 256,
@@ -103,6 +109,16 @@ module spatten_fetcher_wide #(
     localparam [SQB-1:0] ROB_SPAN = ROB_BEATS[SQB-1:0];
     localparam [OSB-1:0] OS_MAX = MAX_OUTSTANDING[OSB-1:0];
     localparam [PB-1:0] AQ_FULL = AQD[PB-1:0];
+
+    // Parameter check: an unsupported combination instantiates a module that does not exist.
+    generate
+        if ((N_CH & (N_CH - 1)) != 0 || (MAX_BURST & (MAX_BURST - 1)) != 0
+            || (ROB_BEATS & (ROB_BEATS - 1)) != 0 || MAX_BURST * WB > 4096
+            || MAX_BURST > ROB_BEATS || OUT_BEATS > ROB_BEATS || MAX_BURST > 256
+            || AW < TOK_BITS + 2) begin : g_bad_parameters
+            spatten_fetcher_wide_unsupported_parameters u_bad ();
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ run state
     reg                         running;
