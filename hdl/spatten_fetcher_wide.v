@@ -12,10 +12,9 @@
 //
 // AR side. A group of tokens is registered in a lane buffer; each cycle a burst builder walks
 // its pending lanes beat by beat (combinationally) and merges contiguous beats into the open
-// INCR burst. Bursts are cut at aligned blocks of MAX_BURST words: a burst never holds more
-// than MAX_BURST beats and, because MAX_BURST*W divides 4 KiB, never crosses a 4 KiB page (a
-// contiguous run is split at block boundaries, so it costs at most one burst more than the
-// greedy merging of spatten_fetcher; long runs still become MAX_BURST-beat bursts). Closing a burst needs an emit slot: burst k of the
+// INCR burst, with spatten_fetcher's rule (models/perf/bursts.py): a beat extends the open
+// burst when it is the next word, the burst has fewer than MAX_BURST beats and the beat does
+// not start a 4 KiB page; a burst that can no longer grow is closed at once. Closing a burst needs an emit slot: burst k of the
 // fetch goes to channel k mod N_CH (round robin), so the bursts closed in one cycle go to
 // distinct channels, and a slot exists while the next channel's AR queue has room. When the
 // slots run out the builder stops mid-group (even mid-token: head_off) and goes on next cycle;
@@ -37,8 +36,8 @@
 // discarded, no further beats leave (the beats delivered are a prefix of the stream without
 // the bad one), and the fetch ends with `done`. `beats` counts every R beat accepted.
 //
-// Parameters: N_CH, MAX_BURST, ROB_BEATS powers of two; MAX_BURST*DW/8 <= 4096; MAX_BURST and
-// OUT_BEATS <= ROB_BEATS (checked at elaboration). m_axi_ar* of a channel without ARVALID and
+// Parameters: N_CH and ROB_BEATS powers of two; 2 <= MAX_BURST <= 128; MAX_BURST and
+// OUT_BEATS <= ROB_BEATS; a bus word of at most 4 KiB (checked at elaboration). m_axi_ar* of a channel without ARVALID and
 // beat_data/beat_phase lanes at or past beat_count are don't-care (X in 4-state simulation).
 // The builder is one combinational walk over IDX_LANES*3 beats per cycle, and idx_ready
 // depends on it: fine for simulation, a pipelining candidate for timing closure.
@@ -92,7 +91,8 @@ module spatten_fetcher_wide #(
 );
     localparam integer WB   = DW / 8;                     // bytes per bus word
     localparam integer WSH  = $clog2(WB);
-    localparam integer LB   = $clog2(MAX_BURST);          // words per burst block, log2
+    localparam integer LB   = $clog2(MAX_BURST + 1) - 1;  // burst length: LB+1 bits
+    localparam integer PGB  = 12 - WSH;                   // bus words per 4 KiB page, log2
     localparam integer CHB  = (N_CH > 1) ? $clog2(N_CH) : 1;
     localparam integer OCB  = $clog2(OUT_BEATS + 1);
     localparam integer RB   = $clog2(ROB_BEATS);
@@ -106,16 +106,16 @@ module spatten_fetcher_wide #(
     localparam integer PB   = AQB + 1;                    // AR queue pointer bits
     localparam integer FB   = IFB + 1;                    // in-flight pointer bits
     localparam [LB:0]  BLEN_MAX = MAX_BURST[LB:0];
+    localparam [AW-1:0] PG_MASK = (1 << PGB) - 1;
     localparam [SQB-1:0] ROB_SPAN = ROB_BEATS[SQB-1:0];
     localparam [OSB-1:0] OS_MAX = MAX_OUTSTANDING[OSB-1:0];
     localparam [PB-1:0] AQ_FULL = AQD[PB-1:0];
 
     // Parameter check: an unsupported combination instantiates a module that does not exist.
     generate
-        if ((N_CH & (N_CH - 1)) != 0 || (MAX_BURST & (MAX_BURST - 1)) != 0
-            || (ROB_BEATS & (ROB_BEATS - 1)) != 0 || MAX_BURST * WB > 4096
-            || MAX_BURST > ROB_BEATS || OUT_BEATS > ROB_BEATS || MAX_BURST > 256
-            || AW < TOK_BITS + 2) begin : g_bad_parameters
+        if ((N_CH & (N_CH - 1)) != 0 || (ROB_BEATS & (ROB_BEATS - 1)) != 0 || WSH > 11
+            || MAX_BURST < 2 || MAX_BURST > ROB_BEATS || OUT_BEATS > ROB_BEATS
+            || MAX_BURST > 128 || AW < TOK_BITS + 2) begin : g_bad_parameters
             spatten_fetcher_wide_unsupported_parameters u_bad ();
         end
     endgenerate
@@ -239,6 +239,7 @@ module spatten_fetcher_wide #(
     reg                   stop, head_lane, shared, contig;
     reg [TOK_BITS-1:0]    tok;
     reg [AW-1:0]          tok_w, first, word;
+    reg [AW-1:0]          b_end;        // the word after the open burst
     reg [1:0]             nb, ph, bi;
     integer               lj, bb;
     always @(*) begin
@@ -265,6 +266,7 @@ module spatten_fetcher_wide #(
         tok_w = {AW{1'b0}};
         first = {AW{1'b0}};
         word = {AW{1'b0}};
+        b_end = {AW{1'b0}};
         nb = 2'd1;
         ph = 2'd0;
         bi = 2'd0;
@@ -288,7 +290,7 @@ module spatten_fetcher_wide #(
                         if (!stop && bi < nb && (!head_lane || bi >= head_off)) begin
                             word = base_w + first + {{(AW-2){1'b0}}, bi};
                             contig = b_open && (word == b_w + {{(AW-LB-1){1'b0}}, b_len})
-                                     && (word[LB-1:0] != {LB{1'b0}});
+                                     && (b_len != BLEN_MAX) && (word[PGB-1:0] != {PGB{1'b0}});
                             if (!contig && b_open && n_emit == budget) begin
                                 stop = 1'b1;   // no slot to close the open burst: next cycle
                                 b_off = bi;
@@ -323,9 +325,11 @@ module spatten_fetcher_wide #(
                     head_lane = 1'b0;
                 end
             end
-            // A full block, or the fetch's last beats, need not wait for a next beat.
-            if (b_open && n_emit < budget &&
-                ((b_len == BLEN_MAX) || (last_in && b_pend == {IDX_LANES{1'b0}}))) begin
+            // A full burst, one ending at a page end, or the fetch's last beats need not wait
+            // for a next beat.
+            b_end = b_w + {{(AW-LB-1){1'b0}}, b_len};
+            if (b_open && n_emit < budget && ((b_len == BLEN_MAX) || (b_end & PG_MASK) == 0
+                                               || (last_in && b_pend == {IDX_LANES{1'b0}}))) begin
                 em_w[n_emit*AW +: AW] = b_w;
                 em_len[n_emit*(LB+1) +: LB+1] = b_len;
                 em_seq[n_emit*SQB +: SQB] = b_bseq;

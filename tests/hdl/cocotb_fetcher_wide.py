@@ -12,11 +12,13 @@ import os
 import random
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from spatten_dv.models.layout import plane_fetch_words
 from spatten_dv.models.params import DEFAULT_PARAMS
+from spatten_dv.models.perf.bursts import count_fetch
 
 N_CH = int(os.environ.get("FW_N_CH", "8"))
 DW = int(os.environ.get("FW_DW", "256"))
@@ -255,17 +257,29 @@ async def fetch(dut, rng, base, stride, groups, beat_ready_prob=1.0, idx_prob=1.
     return result
 
 
+def greedy_bursts(addrs):
+    """spatten_fetcher's burst rule: a word extends the open burst when it is the next one,
+    the burst has fewer than MAX_BURST beats and the word does not start a 4 KiB page.
+    [(addr, arlen)]."""
+    bursts = []
+    for a in addrs:
+        if bursts and a == bursts[-1][0] + bursts[-1][1] * WB and bursts[-1][1] < MAX_BURST \
+                and a % 4096:
+            bursts[-1][1] += 1
+        else:
+            bursts.append([a, 1])
+    return [(a, n - 1) for a, n in bursts]
+
+
 def check_bursts(bursts, base, stride, tokens):
-    """The bursts read exactly the expected words once; contiguous words are merged within an
-    aligned block of MAX_BURST words; burst k (in word order) went to channel k mod N_CH."""
+    """The bursts are exactly spatten_fetcher's (the performance model's count too), and
+    burst k (in word order) went to channel k mod N_CH."""
     ordered = sorted(bursts, key=lambda b: b[1])
-    covered = [addr + i * WB for _, addr, length, _ in ordered for i in range(length + 1)]
-    want = [base + w * WB for w in plane_words(stride, tokens)]
-    assert covered == want, "bursts do not cover exactly the kept tokens' words in order"
-    block = MAX_BURST * WB
-    for (_, a0, l0, _), (_, a1, _, _) in zip(ordered, ordered[1:], strict=False):
-        if a0 + (l0 + 1) * WB == a1:
-            assert a1 % block == 0, f"contiguous bursts {a0:#x} and {a1:#x} not merged"
+    want_addrs = [base + w * WB for w in plane_words(stride, tokens)]
+    want = greedy_bursts(want_addrs)
+    assert [(a, n) for _, a, n, _ in ordered] == want, "bursts differ from the merge rule"
+    model = count_fetch(np.array(want_addrs, dtype=np.int64), WB, MAX_BURST)
+    assert model.bursts == len(want) and model.beats == len(want_addrs)
     for k, (ch, _, _, _) in enumerate(ordered):
         assert ch == k % N_CH, f"burst {k} on channel {ch}, round robin wants {k % N_CH}"
 
