@@ -121,7 +121,8 @@ module spatten_plane_unpack_wide #(
     reg  [1:0]                p;
     reg  [1:0]                ph;
     reg  [1:0]                prevph;
-    integer j;
+    integer j;  // every always block has loop variables of its own (a shared one would wake
+                // the others each time it changes)
     always @(*) begin
         p = pos;
         prevph = prev_phase;
@@ -148,21 +149,21 @@ module spatten_plane_unpack_wide #(
     reg  [TW-1:0]          win;
     reg  [TW-1:0]          tok;
     reg  [ICW-1:0]         ndone;
-    integer n;
+    integer n, jc;
     always @(*) begin
         slot_bits = {IN_BEATS*TW{1'b0}};
         n = 0;
-        for (j = 0; j < IN_BEATS; j = j + 1) begin
-            win = ext[j*AXI_DW +: TW];
+        for (jc = 0; jc < IN_BEATS; jc = jc + 1) begin
+            win = ext[jc*AXI_DW +: TW];
             if (w4)
                 tok = win >> (2 * AXI_DW);
-            else if (w8 || (w6 && !odd[j]))
+            else if (w8 || (w6 && !odd[jc]))
                 tok = win >> AXI_DW;
             else if (w6)
                 tok = win >> (AXI_DW + HALF);
             else
                 tok = win;
-            if (done[j]) begin
+            if (done[jc]) begin
                 slot_bits[n*TW +: TW] = tok;
                 n = n + 1;
             end
@@ -170,26 +171,32 @@ module spatten_plane_unpack_wide #(
         ndone = n[ICW-1:0];
     end
 
-    // Element extraction and sign/zero extension to 12 bits, per slot.
+    // Element extraction and sign/zero extension to 12 bits, per slot (one token's string and
+    // codes at a time in tok_bits / tok_codes: small vectors keep the simulators fast).
     reg  [IN_BEATS*TW-1:0] slot_codes;
-    integer k, d, b;
+    reg  [TW-1:0]          tok_bits;
+    reg  [TW-1:0]          tok_codes;
+    integer k, d;
     always @(*) begin
-        slot_codes = {IN_BEATS*TW{1'b0}};
         for (k = 0; k < IN_BEATS; k = k + 1) begin
-            b = k * TW;
-            for (d = 0; d < D; d = d + 1) begin
-                if (w4)
-                    slot_codes[b + d*12 +: 12] = {{8{cfg_signed & slot_bits[b + d*4 + 3]}},
-                                                  slot_bits[b + d*4 +: 4]};
-                else if (w6)
-                    slot_codes[b + d*12 +: 12] = {{6{cfg_signed & slot_bits[b + d*6 + 5]}},
-                                                  slot_bits[b + d*6 +: 6]};
-                else if (w8)
-                    slot_codes[b + d*12 +: 12] = {{4{cfg_signed & slot_bits[b + d*8 + 7]}},
-                                                  slot_bits[b + d*8 +: 8]};
-                else
-                    slot_codes[b + d*12 +: 12] = slot_bits[b + d*12 +: 12];
-            end
+            tok_bits = slot_bits[k*TW +: TW];
+            tok_codes = tok_bits;  // w = 12
+            case (cfg_width)
+                4'd4:
+                    for (d = 0; d < D; d = d + 1)
+                        tok_codes[d*12 +: 12] = {{8{cfg_signed & tok_bits[d*4 + 3]}},
+                                                 tok_bits[d*4 +: 4]};
+                4'd6:
+                    for (d = 0; d < D; d = d + 1)
+                        tok_codes[d*12 +: 12] = {{6{cfg_signed & tok_bits[d*6 + 5]}},
+                                                 tok_bits[d*6 +: 6]};
+                4'd8:
+                    for (d = 0; d < D; d = d + 1)
+                        tok_codes[d*12 +: 12] = {{4{cfg_signed & tok_bits[d*8 + 7]}},
+                                                 tok_bits[d*8 +: 8]};
+                default: ;
+            endcase
+            slot_codes[k*TW +: TW] = tok_codes;
         end
     end
 
@@ -197,15 +204,16 @@ module spatten_plane_unpack_wide #(
     reg  [2*AXI_DW-1:0] hist_next;
     reg  [1:0]          phase_next;
     reg  [1:0]          pos_next;
+    integer jh;
     always @(*) begin
         hist_next = hist;
         phase_next = prev_phase;
         pos_next = pos;
-        for (j = 1; j <= IN_BEATS; j = j + 1) begin
-            if (in_count == j[ICW-1:0]) begin
-                hist_next = ext[j*AXI_DW +: 2*AXI_DW];
-                phase_next = in_phase[2*(j-1) +: 2];
-                pos_next = pos_after[2*j +: 2];
+        for (jh = 1; jh <= IN_BEATS; jh = jh + 1) begin
+            if (in_count == jh[ICW-1:0]) begin
+                hist_next = ext[jh*AXI_DW +: 2*AXI_DW];
+                phase_next = in_phase[2*(jh-1) +: 2];
+                pos_next = pos_after[2*jh +: 2];
             end
         end
     end
@@ -242,12 +250,12 @@ module spatten_plane_unpack_wide #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // Slot k of the group goes to entry (wr_ptr + k) mod SIZE (the sum is PW bits wide).
-    integer s;
+    integer s, ks;
     always @(posedge clk) begin
         for (s = 0; s < SIZE; s = s + 1) begin
-            for (k = 0; k < IN_BEATS; k = k + 1) begin
-                if (k[ICW-1:0] < n_new && wr_ptr + k[PW-1:0] == s[PW-1:0])
-                    store[s] <= slot_codes[k*TW +: TW];
+            for (ks = 0; ks < IN_BEATS; ks = ks + 1) begin
+                if (ks[ICW-1:0] < n_new && wr_ptr + ks[PW-1:0] == s[PW-1:0])
+                    store[s] <= slot_codes[ks*TW +: TW];
             end
         end
     end
