@@ -35,15 +35,17 @@
 // entries >= IN_BEATS) from the entry count register only (no combinational path from
 // out_ready): a group completes at most IN_BEATS tokens.
 // Throughput: with out_ready high and IN_BEATS <= KPC, IN_BEATS beats per cycle at every width
-// (w = 4: IN_BEATS tokens per cycle). A beat is taken while fewer than KPC tokens wait (no pop,
-// count stays <= KPC - 1 + IN_BEATS) and popped KPC at a time after, so the count at a cycle
-// start stays below KPC + IN_BEATS <= SIZE - IN_BEATS + 1: in_ready never drops. With
-// IN_BEATS > KPC the output (KPC tokens per cycle) is the limit.
+// (w = 4: IN_BEATS tokens per cycle). The store pops KPC tokens whenever it holds KPC, so at a
+// cycle start it holds < KPC + IN_BEATS (below KPC before a group of at most IN_BEATS tokens;
+// from there one pop brings it below 2*IN_BEATS <= KPC + IN_BEATS), and since SIZE >=
+// KPC + 2*IN_BEATS - 1, in_ready never drops. With IN_BEATS > KPC the output (KPC tokens per
+// cycle) is the limit.
 // Latency: a token whose beat is taken at clock edge n can be on out_codes right after edge n.
 //
 // cfg_width, cfg_signed and cfg_total must be stable while a stream runs. clear (synchronous)
 // drops everything (history, partial tokens, stored tokens, counts): assert it before each
-// stream; a group offered during clear is not taken.
+// stream. A group with in_count = 0 is taken and changes nothing; a group taken in a clear
+// cycle (in_ready does not look at clear) is dropped with the rest.
 //
 // Define SPATTEN_UNPACK_WIDE_MUTANT_DENSE6 to break the dense 6-bit rule (an expect-fail
 // mutant for the tests: phase 1 completes a token whatever the previous phase).
