@@ -97,7 +97,8 @@
 // state (clear, prune clear, winner, accumulation).
 module spatten_prune_state #(
     parameter integer L_MAX = 1024,
-    parameter integer H_MAX = 32
+    parameter integer H_MAX = 32,
+    parameter integer LANES = 1
 ) (
     input  wire                            clk,
     input  wire                            rst_n,
@@ -112,6 +113,7 @@ module spatten_prune_state #(
     input  wire                            scan_start,
     input  wire                            scan_heads,
     input  wire                            scan_all,
+    input  wire                            scan_wide,
     input  wire [$clog2(L_MAX+1)-1:0]      scan_n,
     input  wire                            prune_begin,
     input  wire                            prune_heads,
@@ -119,8 +121,9 @@ module spatten_prune_state #(
     // token importance accumulation
     input  wire                            tacc_valid,
     output wire                            tacc_ready,
-    input  wire [$clog2(L_MAX)-1:0]        tacc_idx,
-    input  wire [15:0]                     tacc_prob,
+    input  wire [$clog2(LANES+1)-1:0]      tacc_count,
+    input  wire [LANES*$clog2(L_MAX)-1:0]  tacc_idx,
+    input  wire [LANES*16-1:0]             tacc_prob,
     // head importance accumulation
     input  wire                            hacc_valid,
     output wire                            hacc_ready,
@@ -129,8 +132,9 @@ module spatten_prune_state #(
     // scan output
     output wire                            scan_valid,
     input  wire                            scan_ready,
-    output wire [$clog2(L_MAX)-1:0]        scan_idx,
-    output wire [31:0]                     scan_imp,
+    output wire [$clog2(LANES+1)-1:0]      scan_count_beat,
+    output wire [LANES*$clog2(L_MAX)-1:0]  scan_idx,
+    output wire [LANES*32-1:0]             scan_imp,
     output wire                            scan_last,
     output reg                             scan_done,
     output reg  [$clog2(L_MAX+1)-1:0]      scan_count,
@@ -155,9 +159,50 @@ module spatten_prune_state #(
     localparam integer NCH = L_MAX / CW;         // chunks
     localparam integer CB  = $clog2(NCH);        // chunk index width (L_MAX >= 64: >= 1)
     localparam [31:0]  IMP_MAX = 32'hFFFF_FFFF;
+    localparam integer NB  = $clog2(LANES + 1);  // entries per beat / group (0..LANES)
+    localparam integer LP  = $clog2(LANES);      // bank bits of an index (0 at LANES = 1)
+    localparam integer BW  = (LP > 0) ? LP : 1;  // width of a bank number
+    localparam integer RB  = LB - LP;            // row address of a bank
+    localparam integer ROWS = L_MAX / LANES;     // entries per bank
+    localparam [NB-1:0] LANES_NB = LANES[NB-1:0];
+    localparam [NB-1:0] ONE_NB   = {{(NB-1){1'b0}}, 1'b1};
+
+    // Test-only fault injection (tests/hdl/test_prune_state.py expects these builds to fail):
+    // 1 = a token group's lanes that conflict with an earlier lane's bank are dropped instead
+    // of taking another cycle; 2 = the wide scan ignores bank conflicts (two lanes reading one
+    // bank in the same cycle: one of them gets the other's importance).
+`ifdef SPATTEN_PRUNE_STATE_MUTANT
+    localparam integer MUTANT = `SPATTEN_PRUNE_STATE_MUTANT;
+`else
+    localparam integer MUTANT = 0;
+`endif
+
+    generate
+        if (LANES < 1 || LANES > CW || (1 << LP) != LANES || L_MAX < 64 ||
+            (1 << LB) != L_MAX || H_MAX < 1 || H_MAX >= L_MAX) begin : g_bad
+            spatten_prune_state_unsupported_parameters u_unsupported ();
+        end
+    endgenerate
 
     localparam [2:0] S_IDLE = 3'd0, S_SCAN = 3'd1, S_SDRAIN = 3'd2, S_PCLR = 3'd3,
                      S_PRUNE = 3'd4, S_RESC = 3'd5;
+
+    // index = row * LANES + bank: bank = the low LP bits, row = the rest
+    /* verilator lint_off UNUSEDSIGNAL */
+    function [BW-1:0] bank_of;
+        input [LB-1:0] i;
+        begin
+            bank_of = (LANES > 1) ? i[BW-1:0] : {BW{1'b0}};
+        end
+    endfunction
+
+    function [RB-1:0] row_of;
+        input [LB-1:0] i;
+        begin
+            row_of = i[LB-1:LP];
+        end
+    endfunction
+    /* verilator lint_on UNUSEDSIGNAL */
 
     // ------------------------------------------------------------------ state
     reg  [2:0]       state;
@@ -166,32 +211,41 @@ module spatten_prune_state #(
     reg  [H_MAX-1:0] head_kept;
     reg  [31:0]      head_imp [0:H_MAX-1];
 
-    // importance RAM
-    reg  [31:0]      imp_ram [0:L_MAX-1];
-    reg  [31:0]      ram_rdata;
-    wire [LB-1:0]    ram_raddr;
-    wire             ram_we;
-    wire [LB-1:0]    ram_waddr;
-    wire [31:0]      ram_wdata;
-
-    always @(posedge clk) begin
-        if (ram_we)
-            imp_ram[ram_waddr] <= ram_wdata;
-        ram_rdata <= imp_ram[ram_raddr];
-    end
+    // importance RAM: LANES banks (entry t in bank t mod LANES, row t / LANES), each with one
+    // synchronous read port and one write port
+    wire [LANES*RB-1:0] bk_raddr;
+    wire [LANES-1:0]    bk_we;
+    wire [LANES*RB-1:0] bk_waddr;
+    wire [LANES*32-1:0] bk_wdata;
+    wire [LANES*32-1:0] bk_rdata;
+    genvar gi;
+    generate
+        for (gi = 0; gi < LANES; gi = gi + 1) begin : g_bank
+            reg [31:0] imp_ram [0:ROWS-1];
+            reg [31:0] ram_rdata;
+            always @(posedge clk) begin
+                if (bk_we[gi])
+                    imp_ram[bk_waddr[gi*RB +: RB]] <= bk_wdata[gi*32 +: 32];
+                ram_rdata <= imp_ram[bk_raddr[gi*RB +: RB]];
+            end
+            assign bk_rdata[gi*32 +: 32] = ram_rdata;
+        end
+    endgenerate
 
     // command latches
     reg              op_heads;         // scan / prune works on heads
     reg              op_all;           // scan: every entry
+    reg              op_wide;          // scan: up to LANES entries per beat
     reg  [TB-1:0]    op_n;
 
     // ------------------------------------------------------------------ command acceptance
-    reg              s1_valid;         // token accumulation, stage 2 (add + write)
-    reg              rs_wv;            // rescale: the entry read last cycle is written now
+    reg  [LANES-1:0] s1_valid;         // token accumulation, stage 2 (add + write), per bank
+    reg              tr_pend;          // a token group's lanes still to issue (bank conflicts)
+    reg              rs_wv;            // rescale: the row read last cycle is written now
     wire idle      = (state == S_IDLE);
     wire cmd_req   = clear_tokens | clear_heads | reselect | rescale | scan_start | prune_begin;
-    assign op_ready   = idle & ~s1_valid & ~rs_wv;
-    assign tacc_ready = idle & ~cmd_req;
+    assign op_ready   = idle & ~(|s1_valid) & ~rs_wv & ~tr_pend;
+    assign tacc_ready = idle & ~cmd_req & ~tr_pend;
     assign hacc_ready = idle & ~cmd_req;
     wire clr_tok_go = op_ready & clear_tokens;
     wire clr_hd_go  = op_ready & clear_heads;
@@ -208,7 +262,6 @@ module spatten_prune_state #(
     // entries the scan selects before the limit (a head scan: only indices < H_MAX)
     wire [L_MAX-1:0] head_sel = {{(L_MAX-H_MAX){1'b0}}, head_kept | {H_MAX{op_all}}};
     wire [L_MAX-1:0] src_map  = op_heads ? head_sel : (token_kept | {L_MAX{op_all}});
-    genvar gi;
     wire [L_MAX-1:0] sel_map = src_map & lt_n;
 
     wire [NCH-1:0] chunk_nz;
@@ -217,17 +270,6 @@ module spatten_prune_state #(
             assign chunk_nz[gi] = |sel_map[gi*CW +: CW];
         end
     endgenerate
-
-    // lowest set bit of a chunk (v != 0 assumed; 0 otherwise)
-    function [4:0] ffs32;
-        input [31:0] v;
-        integer k;
-        begin
-            ffs32 = 5'd0;
-            for (k = 31; k >= 0; k = k - 1)
-                if (v[k]) ffs32 = k[4:0];
-        end
-    endfunction
 
     // lowest set bit of the chunk vector
     function [CB-1:0] ffs_ch;
@@ -245,19 +287,53 @@ module spatten_prune_state #(
     reg  [CB-1:0]  cur_c;
     reg  [TB-1:0]  issued;             // entries issued so far
     reg            b_valid;            // RAM read in flight (issued last cycle)
-    reg  [LB-1:0]  b_idx;
+    reg  [NB-1:0]  b_cnt;
+    reg  [LANES*LB-1:0] b_idx;
     reg            b_last;
 
-    // 2-entry output FIFO
-    reg  [LB-1:0]  f_idx  [0:1];
-    reg  [31:0]    f_imp  [0:1];
+    // 2-entry output FIFO of beats
+    reg  [NB-1:0]       f_beat [0:1];
+    reg  [LANES*LB-1:0] f_idx  [0:1];
+    reg  [LANES*32-1:0] f_imp  [0:1];
     reg  [1:0]     f_last;
     reg            f_wp, f_rp;
     reg  [1:0]     f_cnt;
 
+    // The beat issued from pend: its lowest pending entries in ascending order, at most
+    // c_lim of them, stopping before the first entry whose bank (position mod LANES: a chunk
+    // starts at a multiple of LANES) is already used by the beat, so every bank is read once.
+    wire [NB-1:0]  c_lim = op_wide ? LANES_NB : ONE_NB;
+    reg  [CW-1:0]  c_take;             // pend bits in the beat
+    reg  [NB-1:0]  c_cnt;              // entries in the beat (>= 1 when pend != 0)
+    reg  [LANES*5-1:0] c_pos;          // lane j: position in the chunk
+    reg  [LANES*5-1:0] c_bpos;         // bank b: position of its entry in the chunk
+    reg  [LANES-1:0]   c_used;         // banks read by the beat
+    reg            c_stop;
+    integer k;
+    always @(*) begin
+        c_take = {CW{1'b0}};
+        c_cnt  = {NB{1'b0}};
+        c_pos  = {(LANES*5){1'b0}};
+        c_bpos = {(LANES*5){1'b0}};
+        c_used = {LANES{1'b0}};
+        c_stop = 1'b0;
+        for (k = 0; k < CW; k = k + 1) begin
+            if (pend[k] && !c_stop) begin
+                if (c_cnt == c_lim || (c_used[k % LANES] && MUTANT != 2)) begin
+                    c_stop = 1'b1;
+                end else begin
+                    c_take[k]                  = 1'b1;
+                    c_pos[c_cnt * 5 +: 5]      = k[4:0];
+                    c_bpos[(k % LANES) * 5 +: 5] = k[4:0];
+                    c_used[k % LANES]          = 1'b1;
+                    c_cnt                      = c_cnt + ONE_NB;
+                end
+            end
+        end
+    end
+
     wire           have     = (pend != {CW{1'b0}});
-    wire [4:0]     bit_sel  = ffs32(pend);
-    wire [CW-1:0]  rem      = pend & ~({{(CW-1){1'b0}}, 1'b1} << bit_sel);
+    wire [CW-1:0]  rem      = pend & ~c_take;
     wire           pop      = scan_valid & scan_ready;
     wire [1:0]     occ      = f_cnt + {1'b0, b_valid};
     wire           can_iss  = (occ < 2'd2) | pop;
@@ -270,41 +346,123 @@ module spatten_prune_state #(
     wire [CB-1:0]  next_c     = ffs_ch(next_cand);
     wire [CW-1:0]  next_bits  = sel_map[next_c*CW +: CW];
     wire           iss_last   = (rem == {CW{1'b0}}) & ~next_found;
-    wire [LB-1:0]  iss_idx    = {cur_c, bit_sel};
 
-    // importance of the entry read last cycle
-    // (a head scan only selects indices < H_MAX)
-    wire [31:0] b_imp = op_heads ? head_imp[b_idx[HB-1:0]]
-                                 : (written[b_idx] ? ram_rdata : 32'd0);
+    wire [LANES*LB-1:0] iss_idx;       // lane j: index of the beat's entry j
+    wire [LANES*RB-1:0] iss_row;       // bank b: row its entry of the beat is read from
+    wire [LANES*LB-1:0] b_idx_m;       // b_idx with the lanes past b_cnt zeroed
+    wire [LANES*32-1:0] b_imp;         // importance of the beat read last cycle
+    generate
+        for (gi = 0; gi < LANES; gi = gi + 1) begin : g_scan_lane
+            wire [LB-1:0] bpos_idx = {cur_c, c_bpos[gi*5 +: 5]};
+            wire [LB-1:0] lidx     = b_idx[gi*LB +: LB];
+            wire          lane_on  = (gi < b_cnt);
+            // a head scan only selects indices < H_MAX; a token entry never written reads 0
+            wire [31:0]   limp     = op_heads ? head_imp[lidx[HB-1:0]]
+                                   : (written[lidx] ? bk_rdata[bank_of(lidx)*32 +: 32] : 32'd0);
+            assign iss_idx[gi*LB +: LB] = {cur_c, c_pos[gi*5 +: 5]};
+            assign iss_row[gi*RB +: RB] = row_of(bpos_idx);
+            assign b_idx_m[gi*LB +: LB] = lane_on ? lidx : {LB{1'b0}};
+            assign b_imp[gi*32 +: 32]   = lane_on ? limp : 32'd0;
+        end
+    endgenerate
 
-    assign scan_valid = (f_cnt != 2'd0);
-    assign scan_idx   = f_idx[f_rp];
-    assign scan_imp   = f_imp[f_rp];
-    assign scan_last  = f_last[f_rp];
+    assign scan_valid      = (f_cnt != 2'd0);
+    assign scan_count_beat = f_beat[f_rp];
+    assign scan_idx        = f_idx[f_rp];
+    assign scan_imp        = f_imp[f_rp];
+    assign scan_last       = f_last[f_rp];
 
     // ------------------------------------------------------------------ token accumulation
-    wire           tacc_go = tacc_valid & tacc_ready;
-    reg  [LB-1:0]  s1_idx;
-    reg  [15:0]    s1_prob;
-    reg            fw_valid;           // a write happened at the last edge
-    reg  [LB-1:0]  fw_idx;
-    reg  [31:0]    fw_data;
-    wire [31:0]    s1_old = (fw_valid && fw_idx == s1_idx) ? fw_data
-                          : (written[s1_idx] ? ram_rdata : 32'd0);
-    wire [32:0]    s1_sum = {1'b0, s1_old} + {17'd0, s1_prob};
-    wire [31:0]    s1_new = s1_sum[32] ? IMP_MAX : s1_sum[31:0];
+    // A group is taken whole at tacc_valid & tacc_ready. Each cycle every bank takes the
+    // lowest-numbered pending lane that maps to it (from the group just taken, or from the
+    // remainder tr_* of an earlier one); lanes left over (bank conflicts) go to tr_* and
+    // tacc_ready is 0 until they have issued. Per bank the pipeline is the one-entry one: read
+    // at the issue edge, add and write at the next, forwarding of the bank's last write.
+    wire               tacc_go = tacc_valid & tacc_ready;
+    reg  [LANES-1:0]   tr_mask;
+    reg  [LANES*LB-1:0] tr_idx;
+    reg  [LANES*16-1:0] tr_prob;
+    wire [LANES-1:0]   t_lane_v;       // lanes of the group just taken
+    generate
+        for (gi = 0; gi < LANES; gi = gi + 1) begin : g_tacc_lane
+            if (LANES == 1) begin : g_one
+                assign t_lane_v[gi] = tacc_go;  // a group is one entry: tacc_count ignored
+                wire unused_tacc_count = ^tacc_count;
+            end else begin : g_many
+                assign t_lane_v[gi] = tacc_go & (gi < tacc_count) &
+                                      ~((MUTANT == 1) & (gi == LANES - 1));
+            end
+        end
+    endgenerate
+    wire [LANES-1:0]    ts_v    = tr_pend ? tr_mask : t_lane_v;
+    wire [LANES*LB-1:0] ts_idx  = tr_pend ? tr_idx : tacc_idx;
+    wire [LANES*16-1:0] ts_prob = tr_pend ? tr_prob : tacc_prob;
+
+    reg  [LANES-1:0]    t_issue;       // lanes issued this cycle
+    reg  [LANES-1:0]    tb_v;          // bank b issues an entry this cycle
+    reg  [LANES*LB-1:0] tb_idx;
+    reg  [LANES*16-1:0] tb_prob;
+    reg  [BW-1:0]       t_bk;
+    integer j;
+    always @(*) begin
+        t_issue = {LANES{1'b0}};
+        tb_v    = {LANES{1'b0}};
+        tb_idx  = {(LANES*LB){1'b0}};
+        tb_prob = {(LANES*16){1'b0}};
+        t_bk    = {BW{1'b0}};
+        for (j = 0; j < LANES; j = j + 1) begin
+            t_bk = bank_of(ts_idx[j*LB +: LB]);
+            if (ts_v[j] && !tb_v[t_bk]) begin
+                t_issue[j]             = 1'b1;
+                tb_v[t_bk]             = 1'b1;
+                tb_idx[t_bk*LB +: LB]  = ts_idx[j*LB +: LB];
+                tb_prob[t_bk*16 +: 16] = ts_prob[j*16 +: 16];
+            end
+        end
+    end
+    wire [LANES-1:0] t_rest = (MUTANT == 1) ? {LANES{1'b0}} : (ts_v & ~t_issue);
+
+    reg  [LANES*LB-1:0] s1_idx;
+    reg  [LANES*16-1:0] s1_prob;
+    reg  [LANES-1:0]    fw_valid;      // a write to the bank happened at the last edge
+    reg  [LANES*LB-1:0] fw_idx;
+    reg  [LANES*32-1:0] fw_data;
+    wire [LANES*32-1:0] s1_new;
+    generate
+        for (gi = 0; gi < LANES; gi = gi + 1) begin : g_tacc_bank
+            wire [LB-1:0] sidx = s1_idx[gi*LB +: LB];
+            wire [31:0] s1_old = (fw_valid[gi] && fw_idx[gi*LB +: LB] == sidx)
+                                 ? fw_data[gi*32 +: 32]
+                                 : (written[sidx] ? bk_rdata[gi*32 +: 32] : 32'd0);
+            wire [32:0] s1_sum = {1'b0, s1_old} + {17'd0, s1_prob[gi*16 +: 16]};
+            assign s1_new[gi*32 +: 32] = s1_sum[32] ? IMP_MAX : s1_sum[31:0];
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ rescale scan
-    reg  [LB-1:0]  rs_i;               // entry read this cycle
-    reg  [LB-1:0]  rs_widx;            // entry read last cycle (written now)
+    reg  [RB-1:0]  rs_i;               // row read this cycle (every bank)
+    reg  [RB-1:0]  rs_widx;            // row read last cycle (written now)
     reg  [4:0]     rs_shift;
-    wire [31:0]    rs_new = ram_rdata >> rs_shift;
 
     // the rescale never overlaps the accumulation (op_ready = 0 while either runs)
-    assign ram_raddr = (state == S_SCAN) ? iss_idx : (state == S_RESC) ? rs_i : tacc_idx;
-    assign ram_we    = s1_valid | (rs_wv & written[rs_widx]);
-    assign ram_waddr = rs_wv ? rs_widx : s1_idx;
-    assign ram_wdata = rs_wv ? rs_new : s1_new;
+    generate
+        for (gi = 0; gi < LANES; gi = gi + 1) begin : g_bank_port
+            wire [31:0] rs_new = bk_rdata[gi*32 +: 32] >> rs_shift;
+            // index of bank gi's entry in row rs_widx
+            wire [LB-1:0] rs_eidx;
+            if (LANES > 1) begin : g_rs_many
+                assign rs_eidx = {rs_widx, gi[BW-1:0]};
+            end else begin : g_rs_one
+                assign rs_eidx = rs_widx;
+            end
+            assign bk_raddr[gi*RB +: RB] = (state == S_SCAN) ? iss_row[gi*RB +: RB]
+                                         : (state == S_RESC) ? rs_i
+                                         : row_of(tb_idx[gi*LB +: LB]);
+            assign bk_we[gi]    = s1_valid[gi] | (rs_wv & written[rs_eidx]);
+            assign bk_waddr[gi*RB +: RB] = rs_wv ? rs_widx : row_of(s1_idx[gi*LB +: LB]);
+            assign bk_wdata[gi*32 +: 32] = rs_wv ? rs_new : s1_new[gi*32 +: 32];
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ head accumulation
     wire           hacc_go = hacc_valid & hacc_ready &
@@ -336,12 +494,14 @@ module spatten_prune_state #(
                 head_imp[h] <= 32'd0;
             op_heads   <= 1'b0;
             op_all     <= 1'b0;
+            op_wide    <= 1'b0;
             op_n       <= {TB{1'b0}};
             pend       <= {CW{1'b0}};
             cur_c      <= {CB{1'b0}};
             issued     <= {TB{1'b0}};
             b_valid    <= 1'b0;
-            b_idx      <= {LB{1'b0}};
+            b_cnt      <= {NB{1'b0}};
+            b_idx      <= {(LANES*LB){1'b0}};
             b_last     <= 1'b0;
             f_wp       <= 1'b0;
             f_rp       <= 1'b0;
@@ -349,29 +509,43 @@ module spatten_prune_state #(
             f_last     <= 2'b00;
             scan_done  <= 1'b0;
             scan_count <= {TB{1'b0}};
-            s1_valid   <= 1'b0;
-            s1_idx     <= {LB{1'b0}};
-            s1_prob    <= 16'd0;
-            fw_valid   <= 1'b0;
-            fw_idx     <= {LB{1'b0}};
-            fw_data    <= 32'd0;
+            s1_valid   <= {LANES{1'b0}};
+            s1_idx     <= {(LANES*LB){1'b0}};
+            s1_prob    <= {(LANES*16){1'b0}};
+            fw_valid   <= {LANES{1'b0}};
+            fw_idx     <= {(LANES*LB){1'b0}};
+            fw_data    <= {(LANES*32){1'b0}};
+            tr_pend    <= 1'b0;
+            tr_mask    <= {LANES{1'b0}};
+            tr_idx     <= {(LANES*LB){1'b0}};
+            tr_prob    <= {(LANES*16){1'b0}};
             rs_wv      <= 1'b0;
-            rs_i       <= {LB{1'b0}};
-            rs_widx    <= {LB{1'b0}};
+            rs_i       <= {RB{1'b0}};
+            rs_widx    <= {RB{1'b0}};
             rs_shift   <= 5'd0;
         end else begin
             scan_done <= 1'b0;
 
-            // token accumulation pipeline
-            s1_valid <= tacc_go;
-            if (tacc_go) begin
-                s1_idx  <= tacc_idx;
-                s1_prob <= tacc_prob;
+            // token accumulation pipeline (per bank)
+            s1_valid <= tb_v;
+            for (h = 0; h < LANES; h = h + 1) begin
+                if (tb_v[h]) begin
+                    s1_idx[h*LB +: LB]  <= tb_idx[h*LB +: LB];
+                    s1_prob[h*16 +: 16] <= tb_prob[h*16 +: 16];
+                end
+                if (s1_valid[h]) begin
+                    fw_idx[h*LB +: LB]  <= s1_idx[h*LB +: LB];
+                    fw_data[h*32 +: 32] <= s1_new[h*32 +: 32];
+                end
             end
             fw_valid <= s1_valid;
-            if (s1_valid) begin
-                fw_idx  <= s1_idx;
-                fw_data <= s1_new;
+            if (tacc_go || tr_pend) begin
+                tr_pend <= |t_rest;
+                tr_mask <= t_rest;
+                if (!tr_pend) begin
+                    tr_idx  <= tacc_idx;
+                    tr_prob <= tacc_prob;
+                end
             end
 
             // head accumulation
@@ -389,8 +563,9 @@ module spatten_prune_state #(
             end else begin
                 if (resel_go)
                     token_kept <= token_kept | lt_resel;
-                if (s1_valid)
-                    written[s1_idx] <= 1'b1;
+                for (h = 0; h < LANES; h = h + 1)
+                    if (s1_valid[h])
+                        written[s1_idx[h*LB +: LB]] <= 1'b1;
             end
             if (clr_hd_go) begin
                 head_kept <= {H_MAX{1'b1}};
@@ -400,7 +575,8 @@ module spatten_prune_state #(
 
             // output FIFO
             if (b_valid) begin
-                f_idx[f_wp]  <= b_idx;
+                f_beat[f_wp] <= b_cnt;
+                f_idx[f_wp]  <= b_idx_m;
                 f_imp[f_wp]  <= b_imp;
                 f_last[f_wp] <= b_last;
                 f_wp         <= ~f_wp;
@@ -411,6 +587,7 @@ module spatten_prune_state #(
 
             b_valid <= issue;
             if (issue) begin
+                b_cnt  <= c_cnt;
                 b_idx  <= iss_idx;
                 b_last <= iss_last;
             end
@@ -418,7 +595,7 @@ module spatten_prune_state #(
             case (state)
                 S_IDLE: begin
                     if (resc_go) begin
-                        rs_i     <= {LB{1'b0}};
+                        rs_i     <= {RB{1'b0}};
                         rs_shift <= rescale_shift;
                         state    <= S_RESC;
                     end else if (prune_go) begin
@@ -428,6 +605,8 @@ module spatten_prune_state #(
                     end else if (scan_go) begin
                         op_heads <= scan_heads;
                         op_all   <= scan_all;
+                        // LANES = 1: scan_wide may be left unconnected
+                        op_wide  <= (LANES > 1) & scan_wide;
                         op_n     <= scan_n;
                         pend     <= {CW{1'b0}};
                         issued   <= {TB{1'b0}};
@@ -446,7 +625,7 @@ module spatten_prune_state #(
                             state      <= S_IDLE;
                         end
                     end else if (issue) begin
-                        issued <= issued + 1'b1;
+                        issued <= issued + {{(TB-NB){1'b0}}, c_cnt};
                         if (rem != {CW{1'b0}}) begin
                             pend <= rem;
                         end else if (next_found) begin
@@ -474,7 +653,7 @@ module spatten_prune_state #(
                 end
                 S_RESC: begin
                     rs_i <= rs_i + 1'b1;
-                    if (rs_i == {LB{1'b1}})
+                    if (rs_i == {RB{1'b1}})
                         state <= S_IDLE;
                 end
                 S_PRUNE: begin
