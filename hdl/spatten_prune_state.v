@@ -168,9 +168,10 @@ module spatten_prune_state #(
     localparam [NB-1:0] ONE_NB   = {{(NB-1){1'b0}}, 1'b1};
 
     // Test-only fault injection (tests/hdl/test_prune_state.py expects these builds to fail):
-    // 1 = a token group's lanes that conflict with an earlier lane's bank are dropped instead
-    // of taking another cycle; 2 = the wide scan ignores bank conflicts (two lanes reading one
-    // bank in the same cycle: one of them gets the other's importance).
+    // 1 = the last lane (LANES - 1) of a token group is dropped; 2 = the wide scan ignores bank
+    // conflicts (two lanes reading one bank in the same cycle: one of them gets the other's
+    // importance); 3 = a token group's lanes that conflict with an earlier lane's bank are
+    // dropped instead of taking another cycle.
 `ifdef SPATTEN_PRUNE_STATE_MUTANT
     localparam integer MUTANT = `SPATTEN_PRUNE_STATE_MUTANT;
 `else
@@ -420,7 +421,7 @@ module spatten_prune_state #(
             end
         end
     end
-    wire [LANES-1:0] t_rest = (MUTANT == 1) ? {LANES{1'b0}} : (ts_v & ~t_issue);
+    wire [LANES-1:0] t_rest = (MUTANT == 3) ? {LANES{1'b0}} : (ts_v & ~t_issue);
 
     reg  [LANES*LB-1:0] s1_idx;
     reg  [LANES*16-1:0] s1_prob;
