@@ -114,6 +114,7 @@ module spatten_prune_state #(
     input  wire                            scan_heads,
     input  wire                            scan_all,
     input  wire                            scan_wide,
+    input  wire                            scan_idx_only,
     input  wire [$clog2(L_MAX+1)-1:0]      scan_n,
     input  wire                            prune_begin,
     input  wire                            prune_heads,
@@ -237,6 +238,7 @@ module spatten_prune_state #(
     reg              op_heads;         // scan / prune works on heads
     reg              op_all;           // scan: every entry
     reg              op_wide;          // scan: up to LANES entries per beat
+    reg              op_idx_only;      // wide scan: indices only (importance lanes read 0)
     reg  [TB-1:0]    op_n;
 
     // ------------------------------------------------------------------ command acceptance
@@ -300,53 +302,75 @@ module spatten_prune_state #(
     reg            f_wp, f_rp;
     reg  [1:0]     f_cnt;
 
-    // The beat issued from pend: its lowest pending entries in ascending order, at most
-    // c_lim of them, stopping before the first entry whose bank (position mod LANES: a chunk
-    // starts at a multiple of LANES) is already used by the beat, so every bank is read once.
-    wire [NB-1:0]  c_lim = op_wide ? LANES_NB : ONE_NB;
-    reg  [CW-1:0]  c_take;             // pend bits in the beat
-    reg  [NB-1:0]  c_cnt;              // entries in the beat (>= 1 when pend != 0)
-    reg  [LANES*5-1:0] c_pos;          // lane j: position in the chunk
-    reg  [LANES*5-1:0] c_bpos;         // bank b: position of its entry in the chunk
-    reg  [LANES-1:0]   c_used;         // banks read by the beat
-    reg            c_stop;
-    integer k;
-    always @(*) begin
-        c_take = {CW{1'b0}};
-        c_cnt  = {NB{1'b0}};
-        c_pos  = {(LANES*5){1'b0}};
-        c_bpos = {(LANES*5){1'b0}};
-        c_used = {LANES{1'b0}};
-        c_stop = 1'b0;
-        for (k = 0; k < CW; k = k + 1) begin
-            if (pend[k] && !c_stop) begin
-                if (c_cnt == c_lim || (c_used[k % LANES] && MUTANT != 2)) begin
-                    c_stop = 1'b1;
-                end else begin
-                    c_take[k]                  = 1'b1;
-                    c_pos[c_cnt * 5 +: 5]      = k[4:0];
-                    c_bpos[(k % LANES) * 5 +: 5] = k[4:0];
-                    c_used[k % LANES]          = 1'b1;
-                    c_cnt                      = c_cnt + ONE_NB;
-                end
-            end
-        end
-    end
-
-    wire           have     = (pend != {CW{1'b0}});
-    wire [CW-1:0]  rem      = pend & ~c_take;
-    wire           pop      = scan_valid & scan_ready;
-    wire [1:0]     occ      = f_cnt + {1'b0, b_valid};
-    wire           can_iss  = (occ < 2'd2) | pop;
-    wire           issue    = (state == S_SCAN) & have & can_iss;
-
     // chunks after cur_c (or all chunks, before the first load)
+    wire           have     = (pend != {CW{1'b0}});
     wire [NCH-1:0] above = have ? ({NCH{1'b1}} << ({1'b0, cur_c} + 1'b1)) : {NCH{1'b1}};
     wire [NCH-1:0] next_cand  = chunk_nz & above;
     wire           next_found = |next_cand;
     wire [CB-1:0]  next_c     = ffs_ch(next_cand);
     wire [CW-1:0]  next_bits  = sel_map[next_c*CW +: CW];
-    wire           iss_last   = (rem == {CW{1'b0}}) & ~next_found;
+    // the non-empty chunk after next_c (next_cand less its lowest set bit): where the scan
+    // goes on after a beat that took the rest of cur_c and the whole of next_c
+    wire [NCH-1:0] next2_cand  = next_cand & (next_cand - 1'b1);
+    wire           next2_found = |next2_cand;
+    wire [CB-1:0]  next2_c     = ffs_ch(next2_cand);
+    wire [CW-1:0]  next2_bits  = sel_map[next2_c*CW +: CW];
+
+    // The beat issued from the window {next chunk, pend} (a beat may go on into the next
+    // non-empty chunk): its lowest pending entries in ascending order, at most c_lim of them,
+    // stopping before the first entry whose bank (position mod LANES: a chunk starts at a
+    // multiple of LANES) the beat already reads, so every bank is read once (not in an
+    // index-only scan, which reads no importance).
+    wire [NB-1:0]  c_lim = op_wide ? LANES_NB : ONE_NB;
+    wire [2*CW-1:0] c_win = {next_found ? next_bits : {CW{1'b0}}, pend};
+    reg  [2*CW-1:0] c_take;            // window bits in the beat
+    reg  [NB-1:0]  c_cnt;              // entries in the beat (>= 1 when pend != 0)
+    reg  [LANES*6-1:0] c_pos;          // lane j: position in the window
+    reg  [LANES*6-1:0] c_bpos;         // bank b: position of its entry in the window
+    reg  [LANES-1:0]   c_used;         // banks read by the beat
+    reg            c_stop;
+    integer k;
+    always @(*) begin
+        c_take = {(2*CW){1'b0}};
+        c_cnt  = {NB{1'b0}};
+        c_pos  = {(LANES*6){1'b0}};
+        c_bpos = {(LANES*6){1'b0}};
+        c_used = {LANES{1'b0}};
+        c_stop = 1'b0;
+        for (k = 0; k < 2 * CW; k = k + 1) begin
+            if (c_win[k] && !c_stop) begin
+                if (c_cnt == c_lim ||
+                    (c_used[k % LANES] && !op_idx_only && MUTANT != 2)) begin
+                    c_stop = 1'b1;
+                end else begin
+                    c_take[k]                    = 1'b1;
+                    c_pos[c_cnt * 6 +: 6]        = k[5:0];
+                    c_bpos[(k % LANES) * 6 +: 6] = k[5:0];
+                    c_used[k % LANES]            = 1'b1;
+                    c_cnt                        = c_cnt + ONE_NB;
+                end
+            end
+        end
+    end
+
+    wire [CW-1:0]  rem_lo   = pend & ~c_take[CW-1:0];
+    wire [CW-1:0]  rem_hi   = c_win[2*CW-1:CW] & ~c_take[2*CW-1:CW];
+    wire           pop      = scan_valid & scan_ready;
+    wire [1:0]     occ      = f_cnt + {1'b0, b_valid};
+    wire           can_iss  = (occ < 2'd2) | pop;
+    wire           issue    = (state == S_SCAN) & have & can_iss;
+    wire           iss_last = (rem_lo == {CW{1'b0}}) & (rem_hi == {CW{1'b0}}) &
+                              ~(next_found & next2_found);
+
+    // index of window position p (6 bits)
+    function [LB-1:0] wpos_idx;
+        input [5:0] p;
+        input [CB-1:0] lo_c;
+        input [CB-1:0] hi_c;
+        begin
+            wpos_idx = {p[5] ? hi_c : lo_c, p[4:0]};
+        end
+    endfunction
 
     wire [LANES*LB-1:0] iss_idx;       // lane j: index of the beat's entry j
     wire [LANES*RB-1:0] iss_row;       // bank b: row its entry of the beat is read from
@@ -354,15 +378,15 @@ module spatten_prune_state #(
     wire [LANES*32-1:0] b_imp;         // importance of the beat read last cycle
     generate
         for (gi = 0; gi < LANES; gi = gi + 1) begin : g_scan_lane
-            wire [LB-1:0] bpos_idx = {cur_c, c_bpos[gi*5 +: 5]};
+            wire [LB-1:0] bpos_idx = wpos_idx(c_bpos[gi*6 +: 6], cur_c, next_c);
             wire [LB-1:0] lidx     = b_idx[gi*LB +: LB];
-            wire          lane_on  = (gi < b_cnt);
+            wire          lane_on  = (gi < b_cnt) & ~op_idx_only;
             // a head scan only selects indices < H_MAX; a token entry never written reads 0
             wire [31:0]   limp     = op_heads ? head_imp[lidx[HB-1:0]]
                                    : (written[lidx] ? bk_rdata[bank_of(lidx)*32 +: 32] : 32'd0);
-            assign iss_idx[gi*LB +: LB] = {cur_c, c_pos[gi*5 +: 5]};
+            assign iss_idx[gi*LB +: LB] = wpos_idx(c_pos[gi*6 +: 6], cur_c, next_c);
             assign iss_row[gi*RB +: RB] = row_of(bpos_idx);
-            assign b_idx_m[gi*LB +: LB] = lane_on ? lidx : {LB{1'b0}};
+            assign b_idx_m[gi*LB +: LB] = (gi < b_cnt) ? lidx : {LB{1'b0}};
             assign b_imp[gi*32 +: 32]   = lane_on ? limp : 32'd0;
         end
     endgenerate
@@ -496,6 +520,7 @@ module spatten_prune_state #(
             op_heads   <= 1'b0;
             op_all     <= 1'b0;
             op_wide    <= 1'b0;
+            op_idx_only <= 1'b0;
             op_n       <= {TB{1'b0}};
             pend       <= {CW{1'b0}};
             cur_c      <= {CB{1'b0}};
@@ -608,6 +633,7 @@ module spatten_prune_state #(
                         op_all   <= scan_all;
                         // LANES = 1: scan_wide may be left unconnected
                         op_wide  <= (LANES > 1) & scan_wide;
+                        op_idx_only <= (LANES > 1) & scan_wide & scan_idx_only;
                         op_n     <= scan_n;
                         pend     <= {CW{1'b0}};
                         issued   <= {TB{1'b0}};
@@ -627,11 +653,15 @@ module spatten_prune_state #(
                         end
                     end else if (issue) begin
                         issued <= issued + {{(TB-NB){1'b0}}, c_cnt};
-                        if (rem != {CW{1'b0}}) begin
-                            pend <= rem;
-                        end else if (next_found) begin
-                            pend  <= next_bits;
+                        if (rem_lo != {CW{1'b0}}) begin
+                            pend <= rem_lo;
+                        end else if (rem_hi != {CW{1'b0}}) begin
+                            pend  <= rem_hi;
                             cur_c <= next_c;
+                        end else if (!iss_last) begin
+                            // the beat took the whole of next_c: go on with the chunk after
+                            pend  <= next2_bits;
+                            cur_c <= next2_c;
                         end else begin
                             pend  <= {CW{1'b0}};
                             state <= S_SDRAIN;

@@ -50,18 +50,28 @@ def unpack(word, width, count):
     return [(word >> (i * width)) & mask for i in range(count)]
 
 
-def expected_beats(indices, wide):
-    """The header's beat rule over the ascending selected indices: lists of indices per beat."""
+def expected_beats(indices, wide, idx_only=False):
+    """The header's beat rule over the ascending selected indices: the indices of each beat.
+    A beat takes the next entries of the window (the rest of the current 32-entry chunk plus
+    the next non-empty chunk) while it has fewer than LANES (1 when not wide) and, unless
+    idx_only, the entry's bank (index mod LANES) is not read yet."""
     limit = LANES if wide else 1
-    beats, cur, used = [], [], set()
-    for t in indices:
-        if cur and (t // CHUNK != cur[0] // CHUNK or len(cur) == limit or t % LANES in used):
-            beats.append(cur)
-            cur, used = [], set()
-        cur.append(t)
-        used.add(t % LANES)
-    if cur:
-        beats.append(cur)
+    run_end = [0] * len(indices)  # first position after the chunk run holding position i
+    for i in range(len(indices) - 1, -1, -1):
+        same = i + 1 < len(indices) and indices[i + 1] // CHUNK == indices[i] // CHUNK
+        run_end[i] = run_end[i + 1] if same else i + 1
+    beats, pos = [], 0
+    while pos < len(indices):
+        first_end = run_end[pos]
+        window_end = run_end[first_end] if first_end < len(indices) else first_end
+        beat, used = [], set()
+        for t in indices[pos:window_end]:
+            if len(beat) == limit or (not idx_only and t % LANES in used):
+                break
+            beat.append(t)
+            used.add(t % LANES)
+        beats.append(beat)
+        pos += len(beat)
     return beats
 
 
@@ -73,16 +83,18 @@ def group_cycles(group):
 class WideDriver(Driver):
     async def reset(self):
         self.dut.scan_wide.value = 0
+        self.dut.scan_idx_only.value = 0
         self.dut.tacc_count.value = 1  # the narrow driver's entries are one-lane groups
         await super().reset()
 
-    async def wide_scan(self, heads, all_, n, ready_prob=1.0):
+    async def wide_scan(self, heads, all_, n, ready_prob=1.0, idx_only=False):
         """One scan with scan_wide = 1: (entries, beats) as lists of (index, importance)."""
         dut = self.dut
         await self.command(scan_start=1, scan_heads=int(heads), scan_all=int(all_),
-                           scan_n=n, scan_wide=1)
+                           scan_n=n, scan_wide=1, scan_idx_only=int(idx_only))
         dut.scan_wide.value = 0
-        what = f"wide scan heads={heads} all={all_} n={n}"
+        dut.scan_idx_only.value = 0
+        what = f"wide scan heads={heads} all={all_} n={n} idx_only={idx_only}"
         beats, lasts = [], []
         cycle = 0
         for _ in range(int((n + 20) * 4 / ready_prob) + 100):
@@ -113,7 +125,9 @@ class WideDriver(Driver):
         got = [e for beat in beats for e in beat]
         assert total == len(got), f"{what}: scan_count {total}, {len(got)} entries emitted"
         assert lasts == [0] * (len(beats) - 1) + [1] * bool(beats), f"{what}: scan_last misplaced"
-        want_beats = expected_beats([t for t, _ in got], wide=True)
+        if idx_only:
+            assert all(v == 0 for _, v in got), f"{what}: importance lanes not 0"
+        want_beats = expected_beats([t for t, _ in got], True, idx_only)
         assert [[t for t, _ in b] for b in beats] == want_beats, \
             f"{what}: beats {[len(b) for b in beats][:20]} not the header's rule " \
             f"{[len(b) for b in want_beats][:20]}"
@@ -163,9 +177,11 @@ def model_acc_groups(model, groups):
         model_acc_tokens_seq(model, [t for t, _ in g], [p for _, p in g])
 
 
-async def check_wide_scan(drv, model, heads, all_, n, ready_prob=1.0):
-    got, beats = await drv.wide_scan(heads, all_, n, ready_prob)
+async def check_wide_scan(drv, model, heads, all_, n, ready_prob=1.0, idx_only=False):
+    got, beats = await drv.wide_scan(heads, all_, n, ready_prob, idx_only)
     want = model_scan(model, heads, all_, n)
+    if idx_only:
+        want = [(t, 0) for t, _ in want]
     if got != want:
         diff = [(g, w) for g, w in zip(got, want, strict=False) if g != w][:5]
         raise AssertionError(f"wide scan heads={heads} all={all_} n={n}: {len(got)} entries vs "
@@ -285,10 +301,13 @@ async def wide_rules(dut):
         model.reselect_tokens(L_MAX)
         keep = max(1, int(L_MAX * density))
         await prune_flow(drv, model, rng, False, L_MAX, keep)
-        got, beats = await check_wide_scan(drv, model, False, False, L_MAX)
-        dut._log.info("wide scan, %d of %d kept (top-%d pattern): %d beats, %d cycles, "
-                      "%.2f entries/cycle", len(got), L_MAX, keep, len(beats),
-                      drv.last_scan_cycles, len(got) / drv.last_scan_cycles)
+        for idx_only in (False, True):
+            got, beats = await check_wide_scan(drv, model, False, False, L_MAX,
+                                               idx_only=idx_only)
+            dut._log.info("wide scan%s, %d of %d kept (top-%d pattern): %d beats, %d cycles, "
+                          "%.2f entries/cycle", " (index only)" if idx_only else "", len(got),
+                          L_MAX, keep, len(beats), drv.last_scan_cycles,
+                          len(got) / drv.last_scan_cycles)
         await check_narrow_scan(drv, model, False, False, L_MAX)  # the LANES = 1 timing
     # narrow mode: one-entry groups (tacc_count = 1) with the narrow driver, narrow scans
     seq = [rng.randrange(L_MAX) for _ in range(100)]
@@ -391,7 +410,8 @@ async def wide_random_operations(dut):
             all_ = rng.random() < 0.5
             ready = rng.choice([1.0, 0.7, 0.2])
             if rng.random() < 0.8:
-                await check_wide_scan(drv, model, heads, all_, n, ready_prob=ready)
+                await check_wide_scan(drv, model, heads, all_, n, ready_prob=ready,
+                                      idx_only=rng.random() < 0.3)
             else:
                 await check_narrow_scan(drv, model, heads, all_, n, ready_prob=ready)
         await check_ports(drv, model, rng, samples=1)
