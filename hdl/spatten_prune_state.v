@@ -3,16 +3,25 @@
 // Holds the state that persists between jobs and the operations the core's job controller
 // performs on it; the top-k engine itself is a separate block.
 //
-//   token_imp[L_MAX]  32-bit unsigned, saturating, reset 0   (RAM, 1 synchronous read port +
-//                                                             1 write port, no reset: a per-entry
-//                                                             "written" bitmap makes unwritten
-//                                                             entries read as 0, so a clear is
-//                                                             one cycle)
+//   token_imp[L_MAX]  32-bit unsigned, saturating, reset 0   (RAM in LANES banks, entry t in
+//                                                             bank t mod LANES, row t / LANES;
+//                                                             each bank 1 synchronous read port
+//                                                             + 1 write port, no reset: a
+//                                                             per-entry "written" bitmap makes
+//                                                             unwritten entries read as 0, so a
+//                                                             clear is one cycle)
 //   token_kept[L_MAX] bitmap, reset all 1                    (flops)
 //   head_imp[H_MAX]   32-bit unsigned, saturating, reset 0   (flops)
 //   head_kept[H_MAX]  bitmap, reset all 1                    (flops)
 //
-// Parameters: L_MAX a power of two >= 64; 1 <= H_MAX < L_MAX.
+// Parameters: L_MAX a power of two >= 64; 1 <= H_MAX < L_MAX; LANES (entries per scan beat and
+// per token-accumulation group) a power of two, 1..32. Other values fail elaboration (a missing
+// module, spatten_prune_state_unsupported_parameters).
+// LANES = 1 is the core's configuration: the same ports and widths as before the parameter
+// existed plus three that it ignores and may leave unconnected (scan_wide, scan_idx_only,
+// tacc_count; the output scan_count_beat is 1 on every beat), and the same behaviour cycle by
+// cycle. At LANES > 1 a scan with scan_wide = 0 and one-lane groups (tacc_count = 1) also
+// behave cycle by cycle as at LANES = 1; only the rescale is faster (L_MAX / LANES + 2).
 // Reset (rst_n low at a rising edge, synchronous) = the cleared state of both halves plus idle
 // control; the importance RAM array itself is not reset (its "written" bitmap is).
 //
@@ -20,7 +29,9 @@
 // A scan or a prune runs alone (both accumulation streams see ready = 0 meanwhile, commands wait
 // for op_ready). The read ports are always live.
 // Widths: LB = clog2(L_MAX) (token index), TB = clog2(L_MAX+1) (token count / limit n, 0..L_MAX),
-// HB = clog2(H_MAX) (head index, 1 bit minimum).
+// HB = clog2(H_MAX) (head index, 1 bit minimum), NB = clog2(LANES+1) (entries of a beat or a
+// group). Multi-lane buses carry lane 0 in the low bits (lane j: [j*LB +: LB], [j*32 +: 32],
+// [j*16 +: 16]).
 //
 // ---------------------------------------------------------------------------------- commands
 // op_ready (out): the block is idle (no scan, no prune, no rescale, token-accumulate pipeline
@@ -36,25 +47,39 @@
 //     edge; importance untouched. May be taken together with the clears and rescale.
 //   * rescale with rescale_shift (0..31): token_imp[t] <- token_imp[t] >> rescale_shift for
 //     every t < L_MAX (section 7 step 3). Taken together with a clear_tokens it sees the cleared
-//     importance. Scan: entry i is read in cycle i + 1 after the take edge and written back
-//     (only if written since the last clear) at the next edge; op_ready returns L_MAX + 2 cycles
-//     after the take edge (1026 at L_MAX = 1024), whatever the shift (0 included). A scan_start
-//     or prune_begin requested at the same edge stays pending until op_ready returns.
+//     importance. Scan: row i of every bank (entries i*LANES .. i*LANES + LANES-1) is read in
+//     cycle i + 1 after the take edge and written back (entries written since the last clear
+//     only) at the next edge; op_ready returns L_MAX / LANES + 2 cycles after the take edge
+//     (1026 at L_MAX = 1024, LANES = 1; 130 at LANES = 8), whatever the shift (0 included). A
+//     scan_start or prune_begin requested at the same edge stays pending until op_ready returns.
 //   * scan_start with scan_heads (0 tokens, 1 heads), scan_all (0: kept entries only; 1: every
-//     entry, a debug/test view of the importance RAM) and scan_n (limit n: 0..L_MAX for tokens,
-//     0..H_MAX for heads; larger n for heads acts as H_MAX).
+//     entry, a debug/test view of the importance RAM), scan_n (limit n: 0..L_MAX for tokens,
+//     0..H_MAX for heads; larger n for heads acts as H_MAX), scan_wide (LANES > 1: up to LANES
+//     entries per beat; 0: one, as at LANES = 1) and scan_idx_only (with scan_wide: indices
+//     only, see "scan").
 //   * prune_begin with prune_heads (0 tokens, 1 heads) and prune_n (limit n). If prune_begin and
 //     scan_start are both high, prune_begin is taken and scan_start stays pending.
 //
 // ---------------------------------------------------------------------------------- token accumulation
-// tacc_valid / tacc_ready, tacc_idx[LB], tacc_prob[16] (Q1.15, any 16-bit value accepted):
-//   token_imp[idx] <- min(token_imp[idx] + prob, 2^32-1).
-// tacc_ready = 1 while no scan / prune runs and none of the four command inputs is high (it
-// depends combinationally on those inputs, not on tacc_valid); one entry per cycle sustained.
-// The kept bitmap is not consulted: the controller sends the kept tokens (run_job's T). Two-stage read-modify-write (read at the accept edge, add and
-// write at the next edge) with forwarding of the last write, so back-to-back entries with the
-// SAME index are exact (any index sequence is legal). The update is visible to a scan started
-// after op_ready returns (op_ready is 0 while an entry is in the second stage).
+// tacc_valid / tacc_ready, a group of tacc_count[NB] lanes (1..LANES; ignored at LANES = 1: a
+// group is one entry; 0 at LANES > 1: an empty group), lane j: tacc_idx[LANES*LB] and
+// tacc_prob[LANES*16] (Q1.15, any 16-bit value accepted):
+//   token_imp[idx_j] <- min(token_imp[idx_j] + prob_j, 2^32-1) for j < tacc_count.
+// The group is taken whole at a rising edge with tacc_valid = tacc_ready = 1. Any indices are
+// legal (the core sends distinct ascending ones); the result is that of the lanes applied one
+// after the other (saturating sums of non-negative values: the order does not matter).
+// Banks: in each cycle every bank takes the lowest pending lane whose index is in it (the lanes
+// of the group just taken, or those an earlier group left over), so a group whose most used
+// bank has d of its lanes issues over d cycles: tacc_ready is 0 for the d - 1 cycles after its
+// take edge. Consecutive indices (d = 1): one group of LANES per cycle, sustained.
+// tacc_ready = 1 while no scan / prune runs, no group is left over, and none of the command
+// inputs is high (it depends combinationally on those inputs, not on tacc_valid).
+// The kept bitmap is not consulted: the controller sends the kept tokens (run_job's T).
+// Per bank a two-stage read-modify-write (read at the issue edge, add and write at the next
+// edge) with forwarding of the bank's last write, so back-to-back entries with the SAME index
+// are exact (any index sequence is legal). The update is visible to a scan started after
+// op_ready returns (op_ready is 0 while an entry is in the second stage or lanes are left
+// over, so a pending command waits at most d cycles after the last group).
 //
 // ---------------------------------------------------------------------------------- head accumulation
 // hacc_valid / hacc_ready, hacc_idx[HB], hacc_val[22]: head_imp[idx] <- min(head_imp[idx] + val,
@@ -63,20 +88,34 @@
 //
 // ---------------------------------------------------------------------------------- scan
 // After scan_start is taken, the block emits on scan_valid / scan_ready the selected entries
-// with index < n in ascending index order: scan_idx[LB], scan_imp[32] (importance), scan_last
-// (on the final entry). Selected = kept (scan_all = 0) or all (scan_all = 1).
-// scan_valid/scan_idx/scan_imp/scan_last are registered (a 2-entry output FIFO) and held until
-// scan_ready; scan_ready may be held low at any time (full back-pressure).
-// End: scan_done is a one-cycle pulse in the cycle after the handshake of the scan_last entry,
+// with index < n in ascending index order, in BEATS: scan_count_beat[NB] entries (1..LANES) in
+// lanes 0.. of scan_idx[LANES*LB] / scan_imp[LANES*32] (importance), ascending from lane 0
+// (lanes past scan_count_beat read 0), scan_last on the beat holding the final entry.
+// Selected = kept (scan_all = 0) or all (scan_all = 1).
+// A beat holds one entry unless scan_wide = 1 (at LANES > 1). Then it takes the next selected
+// entries in ascending order from a window of the rest of the current 32-entry chunk plus the
+// next non-empty chunk, at most LANES, and stops before the first entry whose bank (index mod
+// LANES) the beat already reads (each bank is read once per cycle). With scan_idx_only = 1 the
+// bank rule is dropped (the importance is not read: scan_imp lanes read 0), for a key list.
+// Head scans follow the same rules (head importance is in flops; the bank rule applies anyway).
+// So a beat has LANES entries when the next LANES selected entries are consecutive (all kept:
+// L_MAX / LANES beats), fewer where the kept pattern is sparse or its banks repeat.
+// Measured at L_MAX = 1024, LANES = 8 (tests/hdl/cocotb_prune_state_wide.py, wide_rules:
+// entries per cycle from the take edge to scan_done) with 100 / 50 / 25 / 10 % kept after a
+// top-k prune: 7.8 / 5.2 / 3.9 / 3.2, index only 7.8 / 7.4 / 6.9 / 5.1.
+// scan_valid and the beat are registered (a 2-beat output FIFO) and held until scan_ready;
+// scan_ready may be held low at any time (full back-pressure).
+// End: scan_done is a one-cycle pulse in the cycle after the handshake of the scan_last beat,
 // or, for an EMPTY scan (no selected entry, e.g. n = 0), two cycles after the scan_start edge
-// with no entry emitted. scan_count[TB] (entries emitted) is valid from the scan_done cycle and
+// with no beat emitted. scan_count[TB] (entries emitted) is valid from the scan_done cycle and
 // held until the next scan_start is taken. op_ready is 1 again in the scan_done cycle.
 // Timing (scan_ready held 1): take edge = cycle 0; cycle 1 finds the first non-empty 32-entry
-// chunk; one entry is issued per cycle from cycle 2 on, the next non-empty chunk being found in
-// the cycle that issues the last entry of the current one (empty chunks cost nothing, the
-// search is a priority encoder over the per-chunk "any selected" bits); the entry issued in
-// cycle c is on scan_* from cycle c + 2. So K entries: last handshake in cycle K + 3, scan_done
-// in cycle K + 4, whatever n and the pattern of kept bits (n = 1024 all kept: 1028).
+// chunk; one beat is issued per cycle from cycle 2 on, the next non-empty chunks being found in
+// the cycle that issues the beat (empty chunks cost nothing, the search is a priority encoder
+// over the per-chunk "any selected" bits); the beat issued in cycle c is on scan_* from cycle
+// c + 2. So B beats (K entries in narrow mode: B = K): last handshake in cycle B + 3, scan_done
+// in cycle B + 4, whatever n and the pattern of kept bits (n = 1024 all kept: 1028 narrow,
+// 132 wide at LANES = 8).
 //
 // ---------------------------------------------------------------------------------- prune apply
 // After prune_begin is taken: one cycle clears the kept bits of entries < n (tokens or heads;
