@@ -17,11 +17,13 @@
 // Parameters: L_MAX a power of two >= 64; 1 <= H_MAX < L_MAX; LANES (entries per scan beat and
 // per token-accumulation group) a power of two, 1..32. Other values fail elaboration (a missing
 // module, spatten_prune_state_unsupported_parameters).
-// LANES = 1 is the core's configuration: the same ports and widths as before the parameter
-// existed plus three that it ignores and may leave unconnected (scan_wide, scan_idx_only,
-// tacc_count; the output scan_count_beat is 1 on every beat), and the same behaviour cycle by
-// cycle. At LANES > 1 a scan with scan_wide = 0 and one-lane groups (tacc_count = 1) also
-// behave cycle by cycle as at LANES = 1; only the rescale is faster (L_MAX / LANES + 2).
+// LANES = 1 is the core's configuration: the ports and widths of before the parameter existed,
+// the same behaviour cycle by cycle, plus four ports: the inputs scan_wide, scan_idx_only and
+// tacc_count, ignored at LANES = 1 (an instance ties them off, e.g. 0 / 0 / 1, or leaves them
+// unconnected, which Verilator -Wall reports as PINMISSING), and the output scan_count_beat
+// (1 on every beat). At LANES > 1, scans with scan_wide = 0 and one-lane groups
+// (tacc_count = 1) also behave cycle by cycle as at LANES = 1; only the rescale is faster
+// (L_MAX / LANES + 2 cycles).
 // Reset (rst_n low at a rising edge, synchronous) = the cleared state of both halves plus idle
 // control; the importance RAM array itself is not reset (its "written" bitmap is).
 //
