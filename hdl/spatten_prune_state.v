@@ -102,9 +102,9 @@
 // Head scans follow the same rules (head importance is in flops; the bank rule applies anyway).
 // So a beat has LANES entries when the next LANES selected entries are consecutive (all kept:
 // L_MAX / LANES beats), fewer where the kept pattern is sparse or its banks repeat.
-// Measured at L_MAX = 1024, LANES = 8 (tests/hdl/cocotb_prune_state_wide.py, wide_rules:
-// entries per cycle from the take edge to scan_done) with 100 / 50 / 25 / 10 % kept after a
-// top-k prune: 7.8 / 5.2 / 3.9 / 3.2, index only 7.8 / 7.4 / 6.9 / 5.1.
+// Measured at L_MAX = 1024, LANES = 8 (tests/hdl/cocotb_prune_state_wide.py, wide_rules, one
+// seed; entries per cycle from the take edge to scan_done) with 100 / 50 / 25 / 10 % kept
+// after a top-k prune: 7.8 / 5.2 / 3.9 / 3.2, index only 7.8 / 7.4 / 6.9 / 5.1.
 // scan_valid and the beat are registered (a 2-beat output FIFO) and held until scan_ready;
 // scan_ready may be held low at any time (full back-pressure).
 // End: scan_done is a one-cycle pulse in the cycle after the handshake of the scan_last beat,
