@@ -45,17 +45,26 @@
 // the unpacker and dot-product pipelines and feeds the softmax zero scores until it has its n
 // scores, then drains (and discards) its probabilities, so it ends idle.
 // The small lists (key list, V list, prob buffer) are read combinationally (distributed RAM);
-// the K-code buffer (L_MAX x D*12 bits) has a synchronous read.
+// the K-code buffer (L_MAX/KL rows of KL x D*12 bits) has a synchronous read.
+// Wide datapath (section 11.1): at QK_MULS > D the core moves KL = QK_MULS/D keys and
+// VL = PV_MULS/D values a cycle: the key list is scanned KL entries a beat, the fetchers take
+// KL indices a cycle and every channel's R beat (spatten_fetcher_wide), the unpackers give
+// aligned beats of KL codes (key i in beat i/KL, lane i%KL; spatten_plane_unpack_wide), the
+// dot product's beats are the softmax's beats, prob.V takes VL values with their probabilities,
+// token accumulation takes KL entries a cycle. The lists (key list, V list, prob buffer) are
+// read KL entries a cycle (position + lane).
 // Parameters (docs/architecture.md section 1): the descriptor and result layouts (DESC_W, RES_W
 // and every field offset below) derive from D, L_MAX, H_MAX and AW exactly like
-// descriptor_fields() / result_fields() derive them from CoreParams; QK_MULS, TOPK_CMPS and
-// MAX_BURST reach their blocks. Supported: AXI_DW = 4*D with D = 16, 32 or 64 (a 4-bit token
-// is one bus word, a dense 6-bit token 1.5: the fetcher's and unpacker's plane geometry;
-// D <= 64 keeps a score within the softmax's 30 bits), L_MAX a power of two >= 64 (the readback
-// window is 32 entries), H_MAX a power of two with 2*H_MAX <= L_MAX, AW 32..48, N_CH 1, 2, 4 or
-// 8, QK_MULS a power of two dividing D (D/QK_MULS cycles per key), PV_MULS = D (one value per
-// cycle), TOPK_CMPS a power of two in 2..L_MAX/2, MAX_BURST 2..256, SM_LANES (softmax lanes)
-// 1, 2, 4 or 8; DESC_W and RES_W must be left at their derived values. Anything else fails
+// descriptor_fields() / result_fields() derive them from CoreParams; QK_MULS, PV_MULS,
+// TOPK_CMPS, MAX_BURST and SM_LANES reach their blocks. Supported: AXI_DW = 4*D with D = 16, 32
+// or 64 (a 4-bit token is one bus word, a dense 6-bit token 1.5: the fetcher's and unpacker's
+// plane geometry; D <= 64 keeps a score within the softmax's 30 bits), L_MAX a power of two
+// >= 64 (the readback window is 32 entries), H_MAX a power of two with 2*H_MAX <= L_MAX, AW
+// 32..48, N_CH 1, 2, 4 or 8, QK_MULS a power of two up to 8*D (D/QK_MULS cycles per key below
+// D), PV_MULS = D at QK_MULS <= D and PV_MULS = QK_MULS above (then SM_LANES = KL, TOPK_CMPS
+// >= KL, MAX_BURST a power of two with MAX_BURST*AXI_DW/8 <= 4 KiB), TOPK_CMPS a power of two
+// in 2..L_MAX/2, MAX_BURST 2..256, SM_LANES (softmax lanes) 1, 2, 4 or 8; DESC_W and RES_W
+// must be left at their derived values. Anything else fails
 // elaboration (an instance of a missing module: Verilog-2005 has no $error), never a core that
 // misreads its descriptors.
 module spatten_core #(
@@ -123,10 +132,23 @@ module spatten_core #(
     // value selection loads TK_LL probabilities per cycle into the top-k engine (section 11)
     localparam integer  TK_LL = (TOPK_CMPS < 8) ? TOPK_CMPS : 8;
     localparam integer  TKC = $clog2(TK_LL + 1);
-    localparam [TKC-1:0] TKC_ONE = {{(TKC-1){1'b0}}, 1'b1};
     localparam [TKC-1:0] TK_LL_C = TK_LL[TKC-1:0];
     localparam [TB-1:0]  TK_LL_T = TK_LL[TB-1:0];
     localparam [HB:0]   H_MAX_H = H_MAX_T[HB:0];
+    // keys per cycle through Q.K (KL), values per cycle through prob.V (VL), kept entries per
+    // cycle from the prune state's scans and token accumulations (SCL): 1 at QK_MULS <= D (the
+    // one-key datapath: spatten_fetcher + spatten_plane_unpack), else QK_MULS / D with the wide
+    // datapath (spatten_fetcher_wide + spatten_plane_unpack_wide, section 11.1)
+    localparam integer  KL  = (QK_MULS > D) ? QK_MULS / D : 1;
+    localparam integer  VL  = PV_MULS / D;
+    localparam integer  SCL = KL;
+    localparam integer  KLC = $clog2(KL + 1);
+    localparam integer  VLC = $clog2(VL + 1);
+    localparam integer  SCC = $clog2(SCL + 1);
+    localparam [TB-1:0] KL_T = KL[TB-1:0];
+    localparam [TB-1:0] VL_T = VL[TB-1:0];
+    localparam [TB-1:0] SCL_T = SCL[TB-1:0];
+    localparam integer  KLB = (KL > 1) ? $clog2(KL) : 0;  // log2(keys per K-code buffer row)
 
     generate
         if (AXI_DW != 4 * D || !(D == 16 || D == 32 || D == 64) ||
@@ -134,8 +156,10 @@ module spatten_core #(
             H_MAX < 2 || (H_MAX & (H_MAX - 1)) != 0 || 2 * H_MAX > L_MAX ||
             AW < 32 || AW > 48 ||
             !(N_CH == 1 || N_CH == 2 || N_CH == 4 || N_CH == 8) ||
-            QK_MULS < 1 || QK_MULS > D || (QK_MULS & (QK_MULS - 1)) != 0 ||
-            PV_MULS != D ||
+            QK_MULS < 1 || QK_MULS > 8 * D || (QK_MULS & (QK_MULS - 1)) != 0 ||
+            (KL == 1 && PV_MULS != D) ||
+            (KL > 1 && (PV_MULS != QK_MULS || SM_LANES != KL || TOPK_CMPS < KL ||
+                        (MAX_BURST & (MAX_BURST - 1)) != 0 || MAX_BURST * AXI_DW > 32768)) ||
             TOPK_CMPS < 2 || 2 * TOPK_CMPS > L_MAX || (TOPK_CMPS & (TOPK_CMPS - 1)) != 0 ||
             MAX_BURST < 2 || MAX_BURST > 256 ||
             !(SM_LANES == 1 || SM_LANES == 2 || SM_LANES == 4 || SM_LANES == 8) ||
@@ -305,8 +329,8 @@ module spatten_core #(
     reg [LB-1:0] klist [0:2*L_MAX-1];
     reg [LB-1:0] vlist [0:2*L_MAX-1];
     reg [15:0]   pbuf  [0:2*L_MAX-1];
-    reg [D*12-1:0] kbuf [0:L_MAX-1];   // stage A only (LSB pass)
-    reg [D*12-1:0] kbuf_q;
+    reg [KL*D*12-1:0] kbuf [0:L_MAX/KL-1];   // stage A only (LSB pass), KL keys a row
+    reg [KL*D*12-1:0] kbuf_q;
 
     // A job that changes the pruning state waits after CHECK until stage B is empty (section 11).
     wire d_changes = d_clr_tok || d_clr_head || d_reselect || (d_imp_shift != 5'd0)
@@ -321,8 +345,9 @@ module spatten_core #(
     /* verilator lint_off UNUSEDSIGNAL */
     wire        ps_op_ready, ps_scan_ready;
     wire        ps_scan_valid, ps_scan_last, ps_scan_done, ps_win_ready;
-    wire [LB-1:0] ps_scan_idx;
-    wire [31:0] ps_scan_imp;
+    wire [SCL*LB-1:0] ps_scan_idx;    // up to SCL kept entries per scan beat, lane 0 first
+    wire [SCL*32-1:0] ps_scan_imp;
+    wire [SCC-1:0] ps_scan_cnt;       // entries in the beat (1 in the readback's scan)
     wire [TB-1:0] ps_scan_count;
     wire        ps_tacc_ready, ps_hacc_ready, ps_head_kept;
     wire [31:0] ps_head_imp;
@@ -365,13 +390,16 @@ module spatten_core #(
     wire        tk_load_valid = tk_load_a ? ps_scan_valid : (bstate == B_VLOAD);
     wire [LB-1:0] tk_load_index = tk_load_a ? cnt[LB-1:0] : op_b[LB-1:0];
     wire [TB-1:0] vload_left = r_m - op_b;  // probabilities not yet loaded (B_VLOAD)
-    wire [TKC-1:0] tk_load_count = tk_load_a ? TKC_ONE :
+    wire [TKC-1:0] tk_scan_count;   // the scan beat's entries (TK_LL >= SCL)
+    generate
+        if (TKC > SCC) begin : g_tk_cnt_ext
+            assign tk_scan_count = {{(TKC-SCC){1'b0}}, ps_scan_cnt};
+        end else begin : g_tk_cnt
+            assign tk_scan_count = ps_scan_cnt[TKC-1:0];
+        end
+    endgenerate
+    wire [TKC-1:0] tk_load_count = tk_load_a ? tk_scan_count :
                                    (vload_left >= TK_LL_T) ? TK_LL_C : vload_left[TKC-1:0];
-    // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent (section 7
-    // step 6), ranked above every unprotected token through the value's top bit
-    wire        tk_protected = (pr_mode == 2'd1) &&
-                               (({1'b0, ps_scan_idx} < d_prot_sink) ||
-                                ({2'b0, ps_scan_idx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
     wire [TK_LL*33-1:0] tk_load_value;
     genvar gt;
     generate
@@ -379,9 +407,16 @@ module spatten_core #(
             localparam integer  GT_I = gt;
             localparam [LB-1:0] GT = GT_I[LB-1:0];
             wire [15:0] vprob = pbuf[{bbank, op_b[LB-1:0] + GT}];  // past r_m: ignored
-            if (gt == 0) begin : g_lane0
-                assign tk_load_value[32:0] = tk_load_a ? {tk_protected, ps_scan_imp}
-                                                       : {17'd0, vprob};
+            if (gt < SCL) begin : g_scan_lane
+                // token prune: protected = t < protect_sink or t >= n_tokens - protect_recent
+                // (section 7 step 6), ranked above every unprotected token through the value's
+                // top bit
+                wire [LB-1:0] sidx = ps_scan_idx[gt*LB +: LB];
+                wire prot = (pr_mode == 2'd1) &&
+                            (({1'b0, sidx} < d_prot_sink) ||
+                             ({2'b0, sidx} + {1'b0, d_prot_rec} >= {1'b0, d_n_tokens}));
+                assign tk_load_value[gt*33 +: 33] = tk_load_a ? {prot, ps_scan_imp[gt*32 +: 32]}
+                                                             : {17'd0, vprob};
             end else begin : g_lanes
                 assign tk_load_value[gt*33 +: 33] = {17'd0, vprob};
             end
@@ -406,26 +441,45 @@ module spatten_core #(
     // accumulation belongs to stage B (the job in B, its bank)
     wire ps_tacc_valid = (bstate == B_ACC_T) && b_acc_tok;
     wire ps_hacc_valid = (bstate == B_ACC_H) && b_acc_head;
+    // token accumulation: up to SCL entries (positions op_b ..) per cycle
+    wire [TB-1:0]  tacc_left = r_m - op_b;
+    wire [TB-1:0]  tacc_n = (tacc_left >= SCL_T) ? SCL_T : tacc_left;
+    wire [SCC-1:0] ps_tacc_cnt = tacc_n[SCC-1:0];
+    wire [SCL*LB-1:0] ps_tacc_idx;
+    wire [SCL*16-1:0] ps_tacc_prob;
+    genvar ga;
+    generate
+        for (ga = 0; ga < SCL; ga = ga + 1) begin : g_tacc_lane
+            localparam integer  GA_I = ga;
+            localparam [LB-1:0] GA = GA_I[LB-1:0];
+            assign ps_tacc_idx[ga*LB +: LB] = klist[{bbank, op_b[LB-1:0] + GA}];
+            assign ps_tacc_prob[ga*16 +: 16] = pbuf[{bbank, op_b[LB-1:0] + GA}];
+        end
+    endgenerate
 
-    spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX)) u_prune (
+    spatten_prune_state #(.L_MAX(L_MAX), .H_MAX(H_MAX), .LANES(SCL)) u_prune (
         .clk(clk), .rst_n(rst_n),
         .op_ready(ps_op_ready), .clear_tokens(ps_clear_t), .clear_heads(ps_clear_h),
         .reselect(ps_reselect), .reselect_n(d_n_tokens), .rescale(ps_rescale),
         .rescale_shift(d_imp_shift),
         .scan_start(ps_scan_start), .scan_heads(ps_scan_heads), .scan_all(dbg_scan),
-        .scan_n(ps_n), .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
+        .scan_n(ps_n), .scan_wide(!dbg_scan),
+        .scan_idx_only(!dbg_scan && pr_mode == 2'd2),  // the key list needs indices only
+        .prune_begin(ps_prune_begin), .prune_heads(ps_prune_heads),
         .prune_n(ps_pr_n),
         .tacc_valid(ps_tacc_valid), .tacc_ready(ps_tacc_ready),
-        .tacc_idx(klist[{bbank, op_b[LB-1:0]}]), .tacc_prob(pbuf[{bbank, op_b[LB-1:0]}]),
+        .tacc_count(ps_tacc_cnt), .tacc_idx(ps_tacc_idx), .tacc_prob(ps_tacc_prob),
         .hacc_valid(ps_hacc_valid), .hacc_ready(ps_hacc_ready), .hacc_idx(b_head_id),
         .hacc_val(r_abs),
         .scan_valid(ps_scan_valid), .scan_ready(ps_scan_ready), .scan_idx(ps_scan_idx),
-        .scan_imp(ps_scan_imp), .scan_last(ps_scan_last), .scan_done(ps_scan_done),
+        .scan_imp(ps_scan_imp), .scan_count_beat(ps_scan_cnt),
+        .scan_last(ps_scan_last), .scan_done(ps_scan_done),
         .scan_count(ps_scan_count),
         .win_valid(ps_win_valid), .win_ready(ps_win_ready), .win_idx(ps_win_idx),
         .win_last(tk_out_last), .prune_end(1'b0),
         .rd_head_id(d_head_id), .rd_head_kept(ps_head_kept), .rd_head_imp(ps_head_imp),
-        .rd_token_idx(ps_scan_idx), .rd_token_kept(ps_tok_kept), .head_kept_map(ps_head_map)
+        .rd_token_idx(ps_scan_idx[LB-1:0]), .rd_token_kept(ps_tok_kept),
+        .head_kept_map(ps_head_map)
     );
 
     // ------------------------------------------------------------------ fetchers + arbiter
@@ -470,107 +524,217 @@ module spatten_core #(
     wire        fk_busy, fk_done;
     wire [1:0]  fk_error;
     wire [23:0] fk_beats;
-    // The K MSB fetch starts with the key list's first entry and follows its scan (the scan
-    // writes one entry per cycle, the fetch needs at least 1.5 cycles per key): an entry is
-    // offered once the next one exists or the scan has ended, so idx_last is always known.
+    // The K MSB fetch starts with the key list's first entry and follows its scan: up to KL
+    // entries from position fi are offered; before the scan has ended an entry is offered only
+    // once the next one exists, so idx_last is always known.
     wire        key_collect = (state == S_PR_COLLECT) && (pr_mode == 2'd2);
     wire        in_kpass = (state == S_PASS) || key_collect;
-    wire        fk_idx_valid = in_kpass && (keys_done ? (fi < a_m) : (fi + T1 < cnt));
+    wire [TB-1:0] fk_avail = keys_done ? (a_m - fi) : ((cnt > fi + T1) ? (cnt - fi - T1) : T0);
+    wire [TB-1:0] fk_n = (fk_avail >= KL_T) ? KL_T : fk_avail;
+    wire        fk_idx_valid = in_kpass && (fk_avail != T0);
     wire        fk_idx_ready;
-    wire [LB-1:0] fk_idx_token = klist[{abank, fi[LB-1:0]}];
-    wire        fk_beat_valid, fk_beat_ready;
-    wire [AXI_DW-1:0] fk_beat_data;
-    wire [1:0]  fk_beat_phase;
+    wire        fk_idx_last = keys_done && (fi + fk_n == a_m);
+    wire [KL*LB-1:0] fk_idx_tokens;
+    wire        fk_beat_valid;              // R data waiting at the K fetcher's output
     wire        fk_dense_w6 = (k_width == 4'd6);  // latched by the fetcher at fk_start
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
-                      .TOK_BITS(LB)) u_fetch_k (
-        .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base), .stride_beats(fk_stride),
-        .dense_w6(fk_dense_w6),
-        .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
-        .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready), .idx_token(fk_idx_token),
-        .idx_last(keys_done && fi == a_m - T1),
-        .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
-        .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
-        .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
-        .m_axi_rready(k_rready), .m_axi_rdata(k_rdata), .m_axi_rresp(k_rresp),
-        .m_axi_rlast(k_rlast),
-        .beat_valid(fk_beat_valid), .beat_ready(fk_beat_ready), .beat_data(fk_beat_data),
-        .beat_phase(fk_beat_phase)
-    );
-
-    // V fetcher (stage B): V plane of the selected values of the job in B
+    // V fetcher (stage B): V plane of the selected values of the job in B (positions fi_b ..,
+    // through the V list when the job selects values)
     reg         fv_start;
     wire        fv_busy, fv_done;
     wire [1:0]  fv_error;
     wire [23:0] fv_beats;
+    wire [TB-1:0] fv_avail = r_nv - fi_b;
+    wire [TB-1:0] fv_n = (fv_avail >= VL_T) ? VL_T : fv_avail;
     wire        fv_idx_valid = (bstate == B_V) && (fi_b < r_nv);
     wire        fv_idx_ready;
-    wire [LB-1:0] fv_pos = b_vsel ? vlist[{bbank, fi_b[LB-1:0]}] : fi_b[LB-1:0];
-    wire [LB-1:0] fv_idx_token = klist[{bbank, fv_pos}];
-    wire        fv_beat_valid, fv_beat_ready;
-    wire [AXI_DW-1:0] fv_beat_data;
-    wire [1:0]  fv_beat_phase;
+    wire        fv_idx_last = (fi_b + fv_n == r_nv);
+    wire [VL*LB-1:0] fv_idx_tokens;
+    wire        fv_beat_valid;
+    genvar gk;
+    generate
+        for (gk = 0; gk < KL; gk = gk + 1) begin : g_k_idx
+            localparam integer  GK_I = gk;
+            localparam [LB-1:0] GK = GK_I[LB-1:0];
+            assign fk_idx_tokens[gk*LB +: LB] = klist[{abank, fi[LB-1:0] + GK}];
+        end
+        for (gk = 0; gk < VL; gk = gk + 1) begin : g_v_idx
+            localparam integer  GV_I = gk;
+            localparam [LB-1:0] GV = GV_I[LB-1:0];
+            wire [LB-1:0] vp = fi_b[LB-1:0] + GV;
+            wire [LB-1:0] pos = b_vsel ? vlist[{bbank, vp}] : vp;
+            assign fv_idx_tokens[gk*LB +: LB] = klist[{bbank, pos}];
+        end
+    endgenerate
 
-    spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST), .MAX_OUTSTANDING(8),
-                      .TOK_BITS(LB)) u_fetch_v (
-        .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
-        .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
-        .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
-        .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready), .idx_token(fv_idx_token),
-        .idx_last(fi_b == r_nv - T1),
-        .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
-        .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
-        .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
-        .m_axi_rready(v_rready), .m_axi_rdata(v_rdata), .m_axi_rresp(v_rresp),
-        .m_axi_rlast(v_rlast),
-        .beat_valid(fv_beat_valid), .beat_ready(fv_beat_ready), .beat_data(fv_beat_data),
-        .beat_phase(fv_beat_phase)
-    );
+    // K and V planes -> code vectors: u_* (K, up to KL keys a beat) and uv_* (V, up to VL
+    // values a beat). The wide unpacker's beats are aligned (key i of the pass in beat i/KL,
+    // lane i%KL; only the pass's last beat is partial), which the K-code buffer rows and the
+    // softmax beats rely on.
+    wire       u_out_valid, u_out_ready;
+    wire [KLC-1:0] u_count;
+    wire [KL*D*12-1:0] u_codes;
+    wire       uv_out_valid, uv_out_ready;
+    wire [VLC-1:0] uv_count;
+    wire [VL*D*12-1:0] uv_codes;
+    wire       u_out_last_unused, uv_out_last_unused;
+    generate
+        if (KL == 1) begin : g_k_narrow
+            wire              kb_valid, kb_ready;
+            wire [AXI_DW-1:0] kb_data;
+            wire [1:0]        kb_phase;
+            spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST),
+                              .MAX_OUTSTANDING(8), .TOK_BITS(LB)) u_fetch_k (
+                .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base),
+                .stride_beats(fk_stride), .dense_w6(fk_dense_w6),
+                .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
+                .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready),
+                .idx_token(fk_idx_tokens), .idx_last(fk_idx_last),
+                .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
+                .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
+                .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
+                .m_axi_rready(k_rready), .m_axi_rdata(k_rdata), .m_axi_rresp(k_rresp),
+                .m_axi_rlast(k_rlast),
+                .beat_valid(kb_valid), .beat_ready(kb_ready), .beat_data(kb_data),
+                .beat_phase(kb_phase)
+            );
+            spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
+                .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(k_width),
+                .cfg_signed(!lsb_pass), .in_valid(kb_valid), .in_ready(kb_ready),
+                .in_data(kb_data), .in_last(1'b0), .in_phase(kb_phase),
+                .out_valid(u_out_valid), .out_ready(u_out_ready), .out_codes(u_codes),
+                .out_last(u_out_last_unused)
+            );
+            assign fk_beat_valid = kb_valid;
+            assign u_count = 1'b1;
+        end else begin : g_k_wide
+            wire              kb_valid, kb_ready;
+            wire [KLC-1:0]    kb_count;
+            wire [KL*AXI_DW-1:0] kb_data;
+            wire [KL*2-1:0]   kb_phase;
+            spatten_fetcher_wide #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST),
+                                   .MAX_OUTSTANDING(8 * N_CH), .TOK_BITS(LB),
+                                   .IDX_LANES(KL), .OUT_BEATS(KL)) u_fetch_k (
+                .clk(clk), .rst_n(rst_n), .start(fk_start), .base(fk_base),
+                .stride_beats(fk_stride), .dense_w6(fk_dense_w6),
+                .busy(fk_busy), .done(fk_done), .error(fk_error), .beats(fk_beats),
+                .idx_valid(fk_idx_valid), .idx_ready(fk_idx_ready),
+                .idx_count(fk_n[KLC-1:0]), .idx_tokens(fk_idx_tokens), .idx_last(fk_idx_last),
+                .m_axi_arvalid(k_arvalid), .m_axi_arready(k_arready),
+                .m_axi_araddr(k_araddr), .m_axi_arlen(k_arlen), .m_axi_arsize(k_arsize),
+                .m_axi_arburst(k_arburst), .m_axi_rvalid(k_rvalid),
+                .m_axi_rready(k_rready), .m_axi_rdata(k_rdata), .m_axi_rresp(k_rresp),
+                .m_axi_rlast(k_rlast),
+                .beat_valid(kb_valid), .beat_ready(kb_ready), .beat_count(kb_count),
+                .beat_data(kb_data), .beat_phase(kb_phase)
+            );
+            // the pass's key count is known once the key list is complete (before its last
+            // key is fetched)
+            spatten_plane_unpack_wide #(.D(D), .AXI_DW(AXI_DW), .IN_BEATS(KL), .KPC(KL),
+                                        .TB(TB)) u_unpack (
+                .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(k_width),
+                .cfg_signed(!lsb_pass), .cfg_total(keys_done ? a_m : N_MAX),
+                .in_valid(kb_valid), .in_ready(kb_ready), .in_count(kb_count),
+                .in_data(kb_data), .in_phase(kb_phase),
+                .out_valid(u_out_valid), .out_ready(u_out_ready), .out_count(u_count),
+                .out_codes(u_codes), .out_last(u_out_last_unused)
+            );
+            assign fk_beat_valid = kb_valid;
+        end
+        if (VL == 1) begin : g_v_narrow
+            wire              vb_valid, vb_ready;
+            wire [AXI_DW-1:0] vb_data;
+            wire [1:0]        vb_phase;
+            spatten_fetcher #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST),
+                              .MAX_OUTSTANDING(8), .TOK_BITS(LB)) u_fetch_v (
+                .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
+                .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
+                .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
+                .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready),
+                .idx_token(fv_idx_tokens), .idx_last(fv_idx_last),
+                .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
+                .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
+                .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
+                .m_axi_rready(v_rready), .m_axi_rdata(v_rdata), .m_axi_rresp(v_rresp),
+                .m_axi_rlast(v_rlast),
+                .beat_valid(vb_valid), .beat_ready(vb_ready), .beat_data(vb_data),
+                .beat_phase(vb_phase)
+            );
+            spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack_v (
+                .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b), .cfg_width(b_vbits),
+                .cfg_signed(1'b1), .in_valid(vb_valid), .in_ready(vb_ready),
+                .in_data(vb_data), .in_last(1'b0), .in_phase(vb_phase),
+                .out_valid(uv_out_valid), .out_ready(uv_out_ready), .out_codes(uv_codes),
+                .out_last(uv_out_last_unused)
+            );
+            assign fv_beat_valid = vb_valid;
+            assign uv_count = 1'b1;
+        end else begin : g_v_wide
+            wire              vb_valid, vb_ready;
+            wire [VLC-1:0]    vb_count;
+            wire [VL*AXI_DW-1:0] vb_data;
+            wire [VL*2-1:0]   vb_phase;
+            spatten_fetcher_wide #(.AW(AW), .DW(AXI_DW), .N_CH(N_CH), .MAX_BURST(MAX_BURST),
+                                   .MAX_OUTSTANDING(8 * N_CH), .TOK_BITS(LB),
+                                   .IDX_LANES(VL), .OUT_BEATS(VL)) u_fetch_v (
+                .clk(clk), .rst_n(rst_n), .start(fv_start), .base(b_vbase),
+                .stride_beats(stride_of(b_vbits)), .dense_w6(b_vbits == 4'd6),
+                .busy(fv_busy), .done(fv_done), .error(fv_error), .beats(fv_beats),
+                .idx_valid(fv_idx_valid), .idx_ready(fv_idx_ready),
+                .idx_count(fv_n[VLC-1:0]), .idx_tokens(fv_idx_tokens), .idx_last(fv_idx_last),
+                .m_axi_arvalid(v_arvalid), .m_axi_arready(v_arready),
+                .m_axi_araddr(v_araddr), .m_axi_arlen(v_arlen), .m_axi_arsize(v_arsize),
+                .m_axi_arburst(v_arburst), .m_axi_rvalid(v_rvalid),
+                .m_axi_rready(v_rready), .m_axi_rdata(v_rdata), .m_axi_rresp(v_rresp),
+                .m_axi_rlast(v_rlast),
+                .beat_valid(vb_valid), .beat_ready(vb_ready), .beat_count(vb_count),
+                .beat_data(vb_data), .beat_phase(vb_phase)
+            );
+            spatten_plane_unpack_wide #(.D(D), .AXI_DW(AXI_DW), .IN_BEATS(VL), .KPC(VL),
+                                        .TB(TB)) u_unpack_v (
+                .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b), .cfg_width(b_vbits),
+                .cfg_signed(1'b1), .cfg_total(r_nv),
+                .in_valid(vb_valid), .in_ready(vb_ready), .in_count(vb_count),
+                .in_data(vb_data), .in_phase(vb_phase),
+                .out_valid(uv_out_valid), .out_ready(uv_out_ready), .out_count(uv_count),
+                .out_codes(uv_codes), .out_last(uv_out_last_unused)
+            );
+            assign fv_beat_valid = vb_valid;
+        end
+    endgenerate
 
-    // ------------------------------------------------------------------ K unpack + stage
-    wire       u_out_valid, u_out_last;
-    wire [D*12-1:0] u_codes;
+    // ------------------------------------------------------------------ K stage
     reg        s_valid;
-    reg [D*12-1:0] s_codes;
+    reg [KL*D*12-1:0] s_codes;
+    reg [KLC-1:0] s_count;
     reg [TB-1:0] s_pos;
     wire       dp_in_ready;
-    wire       u_out_ready = (!s_valid || dp_in_ready) && !err_a;
+    assign     u_out_ready = (!s_valid || dp_in_ready) && !err_a;
     wire       cap = u_out_valid && u_out_ready;
-
-    spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack (
-        .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .cfg_width(k_width),
-        .cfg_signed(!lsb_pass), .in_valid(fk_beat_valid), .in_ready(fk_beat_ready),
-        .in_data(fk_beat_data), .in_last(1'b0), .in_phase(fk_beat_phase),
-        .out_valid(u_out_valid),
-        .out_ready(u_out_ready), .out_codes(u_codes), .out_last(u_out_last)
-    );
-
+    // K-code buffer: rows of KL keys (aligned beats: position op is a row's first key)
+    wire [LB-KLB-1:0] k_row = op[LB-1:KLB];
     always @(posedge clk) begin
-        if (cap && !lsb_pass) kbuf[op[LB-1:0]] <= u_codes;
-        if (cap) kbuf_q <= kbuf[op[LB-1:0]];
+        if (cap && !lsb_pass) kbuf[k_row] <= u_codes;
+        if (cap) kbuf_q <= kbuf[k_row];
     end
 
-    wire [D*12-1:0] rc_x;
-    spatten_reconstruct #(.D(D)) u_rc (
-        .msb_bits(d_msb),
-        .lsb_bits(lsb_pass ? d_lsb : 4'd0),
-        .msb_codes(lsb_pass ? kbuf_q : s_codes),
-        .lsb_codes(s_codes),
-        .x_eff(rc_x)
-    );
+    wire [KL*D*12-1:0] rc_x;
+    genvar gr;
+    generate
+        for (gr = 0; gr < KL; gr = gr + 1) begin : g_rc
+            spatten_reconstruct #(.D(D)) u_rc (
+                .msb_bits(d_msb),
+                .lsb_bits(lsb_pass ? d_lsb : 4'd0),
+                .msb_codes(lsb_pass ? kbuf_q[gr*D*12 +: D*12] : s_codes[gr*D*12 +: D*12]),
+                .lsb_codes(s_codes[gr*D*12 +: D*12]),
+                .x_eff(rc_x[gr*D*12 +: D*12])
+            );
+        end
+    endgenerate
 
     // ------------------------------------------------------------------ dot + softmax
     wire dp_out_valid, dp_out_last;
-    wire signed [SW-1:0] dp_score;
-    wire [29:0] sm_score;  // the score sign-extended to the softmax's 30 bits
-    generate
-        if (SW < 30) begin : g_score_ext
-            assign sm_score = {{(30-SW){dp_score[SW-1]}}, dp_score};
-        end else begin : g_score
-            assign sm_score = dp_score;
-        end
-    endgenerate
+    wire signed [KL*SW-1:0] dp_score;
     wire sm_score_ready, sm_busy, sm_done, sm_prob_last, sm_stats_valid;
     wire [15:0] sm_max_prob;
     wire [LB-1:0] sm_max_index;
@@ -581,26 +745,38 @@ module spatten_core #(
     wire dp_in_valid = s_valid && !err_a;
 
     wire dp_out_ready;
-    wire dp_out_count_unused;                   // one key per beat at QK_MULS <= D
+    wire [KLC-1:0] dp_out_count_unused;  // beats are aligned: the softmax counts to its n
     spatten_dot_product #(.D(D), .QK_MULS(QK_MULS)) u_dot (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe), .query(d_query),
-        .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x), .in_count(1'b1),
-        .in_last(s_pos == a_m - T1), .out_valid(dp_out_valid),
+        .in_valid(dp_in_valid), .in_ready(dp_in_ready), .in_k(rc_x), .in_count(s_count),
+        .in_last(s_pos + {{(TB-KLC){1'b0}}, s_count} == a_m), .out_valid(dp_out_valid),
         .out_ready(dp_out_ready), .out_score(dp_score), .out_count(dp_out_count_unused),
         .out_last(dp_out_last)
     );
 
-    // Scores into the softmax: one a cycle at SM_LANES = 1; at SM_LANES > 1 a gearbox packs
-    // SM_LANES consecutive scores into a beat (the job's last score ends a partial beat, whose
-    // other lanes the softmax ignores). After an AXI error the softmax is fed zero beats
-    // until it has its n scores (see the header), so it ends idle.
+    // Scores into the softmax (scores sign-extended to its 30 bits). At KL = 1: one a cycle at
+    // SM_LANES = 1; at SM_LANES > 1 a gearbox packs SM_LANES consecutive scores into a beat
+    // (the job's last score ends a partial beat, whose other lanes the softmax ignores). At
+    // KL = SM_LANES > 1 the dot product's aligned beats are the softmax's beats. After an AXI
+    // error the softmax is fed zero beats until it has its n scores (see the header), so it
+    // ends idle.
     wire            sm_score_valid;
     wire [SL*30-1:0] sm_score_beat;
+    wire [KL*30-1:0] sm_scores;
+    genvar gs;
     generate
-        if (SL == 1) begin : g_sm_one
+        for (gs = 0; gs < KL; gs = gs + 1) begin : g_score_ext
+            if (SW < 30) begin : g_ext
+                assign sm_scores[gs*30 +: 30] = {{(30-SW){dp_score[gs*SW+SW-1]}},
+                                                 dp_score[gs*SW +: SW]};
+            end else begin : g_same
+                assign sm_scores[gs*30 +: 30] = dp_score[gs*SW +: SW];
+            end
+        end
+        if (KL > 1 || SL == 1) begin : g_sm_direct
             assign dp_out_ready = sm_score_ready && !err_a;
             assign sm_score_valid = err_a ? 1'b1 : dp_out_valid;
-            assign sm_score_beat = err_a ? 30'd0 : sm_score;
+            assign sm_score_beat = err_a ? {SL*30{1'b0}} : sm_scores;
         end else begin : g_sm_gearbox
             reg [SL*30-1:0] gb_data;
             reg [SLC-1:0]   gb_n;       // scores collected in the beat
@@ -616,7 +792,7 @@ module spatten_core #(
                     gb_n <= {SLC{1'b0}};
                     gb_done <= 1'b0;
                 end else if (gb_fire) begin
-                    gb_data[gb_pos[SLC-2:0]*30 +: 30] <= sm_score;
+                    gb_data[gb_pos[SLC-2:0]*30 +: 30] <= sm_scores;
                     gb_n <= gb_pos + {{(SLC-1){1'b0}}, 1'b1};
                     gb_done <= (gb_pos == SL_M1) || dp_out_last;
                 end else if (gb_take) begin
@@ -639,45 +815,45 @@ module spatten_core #(
         .exp_sum(sm_exp_sum), .recip(sm_recip)
     );
 
-    // ------------------------------------------------------------------ V unpack + stage (B)
-    wire       uv_out_valid, uv_out_last;
-    wire [D*12-1:0] uv_codes;
+    // ------------------------------------------------------------------ V stage (B)
     reg        vs_valid;
-    reg [D*12-1:0] vs_codes;
-    reg [15:0] vs_prob;
+    reg [VL*D*12-1:0] vs_codes;
+    reg [VL*16-1:0] vs_prob;
+    reg [VLC-1:0] vs_count;
     reg [TB-1:0] vs_pos;
     wire       pv_in_ready;
-    wire       uv_out_ready = (!vs_valid || pv_in_ready) && !err_b;
+    assign     uv_out_ready = (!vs_valid || pv_in_ready) && !err_b;
     wire       cap_v = uv_out_valid && uv_out_ready;
-    wire [LB-1:0] op_pos_v = b_vsel ? vlist[{bbank, op_b[LB-1:0]}] : op_b[LB-1:0];
-
-    spatten_plane_unpack #(.D(D), .AXI_DW(AXI_DW)) u_unpack_v (
-        .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b), .cfg_width(b_vbits),
-        .cfg_signed(1'b1), .in_valid(fv_beat_valid), .in_ready(fv_beat_ready),
-        .in_data(fv_beat_data), .in_last(1'b0), .in_phase(fv_beat_phase),
-        .out_valid(uv_out_valid),
-        .out_ready(uv_out_ready), .out_codes(uv_codes), .out_last(uv_out_last)
-    );
-
-    wire [D*12-1:0] rcv_x;
-    spatten_reconstruct #(.D(D)) u_rc_v (
-        .msb_bits(b_vbits), .lsb_bits(4'd0), .msb_codes(vs_codes), .lsb_codes(vs_codes),
-        .x_eff(rcv_x)
-    );
+    // the probabilities of the values in the beat (positions op_b .., through the V list)
+    wire [VL*16-1:0] v_probs;
+    wire [VL*D*12-1:0] rcv_x;
+    genvar gv;
+    generate
+        for (gv = 0; gv < VL; gv = gv + 1) begin : g_v_lane
+            localparam integer  GW_I = gv;
+            localparam [LB-1:0] GW = GW_I[LB-1:0];
+            wire [LB-1:0] vp = op_b[LB-1:0] + GW;
+            wire [LB-1:0] pos = b_vsel ? vlist[{bbank, vp}] : vp;
+            assign v_probs[gv*16 +: 16] = pbuf[{bbank, pos}];
+            spatten_reconstruct #(.D(D)) u_rc_v (
+                .msb_bits(b_vbits), .lsb_bits(4'd0), .msb_codes(vs_codes[gv*D*12 +: D*12]),
+                .lsb_codes(vs_codes[gv*D*12 +: D*12]), .x_eff(rcv_x[gv*D*12 +: D*12])
+            );
+        end
+    endgenerate
 
     /* verilator lint_on UNUSEDSIGNAL */
     // ------------------------------------------------------------------ pv accumulate (B)
     wire pv_out_valid;
     wire [D*16-1:0] pv_out;
     wire [21:0] pv_abs;
-    spatten_pv_accum #(.D(D), .ACC_BITS(32)) u_pv (
+    spatten_pv_accum #(.D(D), .ACC_BITS(32), .PV_MULS(PV_MULS)) u_pv (
         .clk(clk), .rst_n(rst_n), .clear(clr_pipe_b),
         .in_valid(vs_valid && !err_b), .in_ready(pv_in_ready),
-        .in_prob(vs_prob), .in_value(rcv_x), .in_count(1'b1),
-        .in_last(vs_pos == r_nv - T1),
+        .in_prob(vs_prob), .in_value(rcv_x), .in_count(vs_count),
+        .in_last(vs_pos + {{(TB-VLC){1'b0}}, vs_count} == r_nv),
         .out_valid(pv_out_valid), .out_ready(1'b1), .out_data(pv_out), .out_abs_sum(pv_abs)
     );
-
     // ------------------------------------------------------------------ state readback
     // S_DBG_SCAN: scan request (scan_all) until taken; S_DBG_COL: scan entries are written into
     // the 32-entry window (position = index mod 32) until the entry with index mod 32 = 31 or
@@ -704,7 +880,7 @@ module spatten_core #(
                     dbg_win_imp[gw*32 +: 32] <= 32'd0;
                     dbg_win_kept[gw] <= 1'b0;
                 end else if (dbg_take && dbg_pos == gw) begin
-                    dbg_win_imp[gw*32 +: 32] <= ps_scan_imp;
+                    dbg_win_imp[gw*32 +: 32] <= ps_scan_imp[31:0];
                     dbg_win_kept[gw] <= dbg_entry_kept;
                 end
             end
@@ -805,7 +981,10 @@ module spatten_core #(
             for (pj = 0; pj < SL; pj = pj + 1)
                 if (pj < {{(32-SLC){1'b0}}, sm_prob_count})
                     pbuf[{abank, sm_prob_index + pj[LB-1:0]}] <= sm_prob_data[pj*16 +: 16];
-        if (state == S_PR_COLLECT && ps_scan_valid) klist[{abank, cnt[LB-1:0]}] <= ps_scan_idx;
+        if (state == S_PR_COLLECT && ps_scan_valid)
+            for (pj = 0; pj < SCL; pj = pj + 1)
+                if (pj < {{(32-SCC){1'b0}}, ps_scan_cnt})
+                    klist[{abank, cnt[LB-1:0] + pj[LB-1:0]}] <= ps_scan_idx[pj*LB +: LB];
         if (bstate == B_VRUN && tk_out_valid) vlist[{bbank, fi_b[LB-1:0]}] <= tk_out_index;
     end
 
@@ -821,7 +1000,7 @@ module spatten_core #(
             tk_start <= 1'b0; tk_n <= T0; tk_k <= T0;
             fk_start <= 1'b0; fk_base <= {AW{1'b0}}; fk_stride <= 2'd0; sm_start <= 1'b0;
             sm_n_update <= 1'b0;
-            s_valid <= 1'b0; s_codes <= {D*12{1'b0}}; s_pos <= T0;
+            s_valid <= 1'b0; s_codes <= {KL*D*12{1'b0}}; s_count <= {KLC{1'b0}}; s_pos <= T0;
             dbg_h <= 1'b0; dbg_nq <= T0;
             bstate <= B_IDLE;
             b_job_id <= 16'd0; b_head_id <= {HB{1'b0}}; b_vbits <= 4'd0; b_vbase <= {AW{1'b0}};
@@ -830,7 +1009,8 @@ module spatten_core #(
             r_m <= T0; r_nv <= T0; r_beats <= 24'd0; r_cycles <= 32'd0; b_cyc <= 32'd0;
             r_out <= {D*16{1'b0}}; r_abs <= 22'd0; err_b <= 1'b0; fi_b <= T0; op_b <= T0;
             clr_pipe_b <= 1'b0; fv_start <= 1'b0;
-            vs_valid <= 1'b0; vs_codes <= {D*12{1'b0}}; vs_prob <= 16'd0; vs_pos <= T0;
+            vs_valid <= 1'b0; vs_codes <= {VL*D*12{1'b0}}; vs_prob <= {VL*16{1'b0}};
+            vs_count <= {VLC{1'b0}}; vs_pos <= T0;
         end else begin
             // ============================================================ stage A
             tk_start <= 1'b0;
@@ -843,12 +1023,13 @@ module spatten_core #(
             if (cap) begin
                 s_valid <= 1'b1;
                 s_codes <= u_codes;
+                s_count <= u_count;
                 s_pos <= op;
-                op <= op + T1;
+                op <= op + {{(TB-KLC){1'b0}}, u_count};
             end else if (s_valid && dp_in_ready) begin
                 s_valid <= 1'b0;
             end
-            if (fk_idx_valid && fk_idx_ready) fi <= fi + T1;
+            if (fk_idx_valid && fk_idx_ready) fi <= fi + fk_n;
             // end of a K fetch: count its beats; an AXI error drops the pass's data and ends
             // the job once the softmax has drained (below)
             if (in_kpass && fk_done) begin
@@ -895,7 +1076,7 @@ module spatten_core #(
                     state <= S_PR_COLLECT;
                 end
                 S_PR_COLLECT: begin
-                    if (ps_scan_valid) cnt <= cnt + T1;
+                    if (ps_scan_valid) cnt <= cnt + {{(TB-SCC){1'b0}}, ps_scan_cnt};
                     if (key_collect && ps_scan_valid && cnt == T0) begin
                         // first key: start the K MSB fetch and the softmax (S_PASS_START's
                         // work; the softmax gets its n when the scan ends)
@@ -1008,13 +1189,14 @@ module spatten_core #(
             if (cap_v) begin
                 vs_valid <= 1'b1;
                 vs_codes <= uv_codes;
+                vs_count <= uv_count;
                 vs_pos <= op_b;
-                vs_prob <= pbuf[{bbank, op_pos_v}];
-                op_b <= op_b + T1;
+                vs_prob <= v_probs;
+                op_b <= op_b + {{(TB-VLC){1'b0}}, uv_count};
             end else if (vs_valid && pv_in_ready) begin
                 vs_valid <= 1'b0;
             end
-            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + T1;
+            if (fv_idx_valid && fv_idx_ready) fi_b <= fi_b + fv_n;
             case (bstate)
                 B_IDLE: if (handoff) begin
                     b_job_id <= d_job_id; b_head_id <= d_head_id; b_vbits <= d_vbits;
@@ -1068,8 +1250,9 @@ module spatten_core #(
                     end
                 end
                 B_ACC_T: begin
-                    if (!b_acc_tok || (ps_tacc_ready && op_b == r_m - T1)) bstate <= B_ACC_H;
-                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + T1;
+                    if (!b_acc_tok || (ps_tacc_ready && op_b + tacc_n == r_m))
+                        bstate <= B_ACC_H;
+                    if (ps_tacc_valid && ps_tacc_ready) op_b <= op_b + tacc_n;
                 end
                 B_ACC_H: if (!b_acc_head || ps_hacc_ready) bstate <= B_NEXT;
                 B_NEXT: begin

@@ -90,7 +90,23 @@ CONFIGURATIONS: dict[str, CoreParams] = {
     "small": CoreParams(head_dim=32, max_tokens=256, max_heads=16, qk_multipliers=16,
                         pv_multipliers=32, topk_comparators=8, axi_data_bits=128,
                         max_burst_beats=8, softmax_lanes=1),
+    # SpAtten's published design point (HPCA 2021 section 5): 8 keys per cycle through Q.K
+    # (512 multipliers), 8 softmax lanes, 8 values per cycle through prob.V (512 multipliers),
+    # 16 top-k comparators; behind 8 HBM2 channels (CONFIGURATION_KNOBS)
+    "paper": CoreParams(qk_multipliers=512, pv_multipliers=512, topk_comparators=16,
+                        softmax_lanes=8, axi_read_channels=8),
 }
+
+# Environment knobs a configuration brings unless the test or the run sets them: the memory
+# system it was designed for (`paper`: HBM2, one AXI read channel per HBM2 channel).
+CONFIGURATION_KNOBS: dict[str, dict] = {
+    "paper": {"dram": "HBM2_2000Mbps", "channels": 8},
+}
+
+
+def with_configuration_knobs(knobs: dict) -> dict:
+    """`knobs` completed with the defaults of the configuration they name (knob `config`)."""
+    return dict(CONFIGURATION_KNOBS.get(str(knobs.get("config", "default")), {}), **knobs)
 
 # CoreParams field -> spatten_core Verilog parameter (N_CH comes from the run's channels knob)
 VERILOG_PARAMETERS = {

@@ -5,8 +5,9 @@ Kept apart from the runs so that it can be tested on made-up numbers.
 DRAM peak: the environment's DramTarget runs the DRAM model's controller one cycle per core
 clock cycle (verif/dram_target.py), whatever `clock_mhz` is, so the bytes the configured DRAM
 can deliver per core cycle are the model's per controller cycle: one transaction of `tx_bytes`
-per data burst of nBL cycles, per channel (DDR4-2400R: 64 B / 4 = 16 B per cycle per
-channel; HBM2 pseudo-channel: 32 B / 2 = 16 B).
+per data burst of nBL cycles, per channel and pseudo-channel (DDR4-2400R: 64 B / 4 = 16 B per
+cycle per channel; HBM2: 32 B / 2 = 16 B per pseudo-channel, two per channel: 32 B per channel,
+the width of the core's AXI port: the same peak as models/perf/dram.py's).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def dram_peak_bytes_per_cycle(dram: str, channels: int = 1, ideal_bus_bytes: int
 
     preset = TIMING_PRESETS[dram]
     spec = SystemConfig.from_presets(preset.standard, dram, channels=channels).dram
-    return spec.tx_bytes / spec.timings["nBL"] * channels
+    pseudo = spec.level_sizes[1] if "PseudoChannel" in spec.standard.levels else 1
+    return spec.tx_bytes / spec.timings["nBL"] * channels * pseudo
 
 
 def cycles_over_bound(cycles: int, nbytes: int, peak_bytes_per_cycle: float) -> float | None:

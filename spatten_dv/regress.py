@@ -148,9 +148,9 @@ def build_parameters(spec: TestSpec, knobs: dict | None = None) -> dict:
     """Verilog parameters of the core a run needs: the named configuration's (knob `config`)
     and N_CH from the test's knobs, overridden by the run's (e.g. `spatten-dv sim --channels
     2 --config small`), so the environment and the DUT agree."""
-    from spatten_dv.models.params import configuration, verilog_parameters
+    from spatten_dv.models.params import configuration, verilog_parameters, with_configuration_knobs
 
-    merged = dict(spec.knobs, **(knobs or {}))
+    merged = with_configuration_knobs(dict(spec.knobs, **(knobs or {})))
     params = verilog_parameters(configuration(str(merged.get("config", "default"))))
     return dict(params, N_CH=int(merged.get("channels", 1)))
 
@@ -165,8 +165,10 @@ def run_one(spec: TestSpec, simulator: str, seed: int, out: Path, *, waves: bool
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("jobs.jsonl", "summary.json", "func_cov.xml", "coverage.dat"):
         (folder / stale).unlink(missing_ok=True)
-    env_spec = dict(spec.knobs, **(knobs or {}), sequences=spec.sequences,
-                    out=str(folder.resolve()))
+    from spatten_dv.models.params import with_configuration_knobs
+
+    env_spec = dict(with_configuration_knobs(dict(spec.knobs, **(knobs or {}))),
+                    sequences=spec.sequences, out=str(folder.resolve()))
     # cocotb rewrites the asserts of every module imported after the test module by default
     # (torch included): seconds of start-up per run. The environment reports its own errors.
     extra_env = {"SPATTEN_ENV": json.dumps(env_spec), "COCOTB_REWRITE_ASSERTION_FILES":

@@ -63,6 +63,7 @@ CORE_MODULES = (
     "spatten_dot_product", "spatten_softmax", "spatten_divider", "spatten_exp2",
     "spatten_exp2_lut", "spatten_topk", "spatten_topk_stage", "spatten_sdp_ram",
     "spatten_pv_accum", "spatten_prune_state", "spatten_axi_read_arbiter",
+    "spatten_fetcher_wide", "spatten_plane_unpack_wide",  # QK_MULS > D (`paper`)
 )
 
 
@@ -150,16 +151,20 @@ def run_cocotb(
     # Parallel pytest workers may want the same build: one builds, the others wait and reuse.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        runner.build(
-            sources=[str(s) for s in sources],
-            hdl_toplevel=toplevel,
-            parameters=parameters,
-            build_dir=build_dir,
-            build_args=build_args,
-            timescale=("1ns", "1ps"),
-            waves=waves,
-            log_file=build_dir / "build.log",
-        )
+        try:
+            runner.build(
+                sources=[str(s) for s in sources],
+                hdl_toplevel=toplevel,
+                parameters=parameters,
+                build_dir=build_dir,
+                build_args=build_args,
+                timescale=("1ns", "1ps"),
+                waves=waves,
+                log_file=build_dir / "build.log",
+            )
+        except RuntimeError as exc:  # the runner's "Command failed": the log says why
+            raise SimulationFailed(f"the {simulator} build of {toplevel} failed (log: "
+                                   f"{build_dir / 'build.log'})") from exc
     test_dir = Path(test_dir) if test_dir else REPO_ROOT / "tests"
     run_dir = Path(work_dir).resolve() if work_dir else build_dir
     run_dir.mkdir(parents=True, exist_ok=True)

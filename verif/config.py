@@ -120,6 +120,13 @@ class EnvConfig:
                     break
             else:
                 cfg.sources[name] = "default"
+        # the memory system the configuration was designed for, unless a knob set it
+        from spatten_dv.models.params import CONFIGURATION_KNOBS
+
+        for name, value in CONFIGURATION_KNOBS.get(cfg.config, {}).items():
+            if cfg.sources[name] == "default":
+                setattr(cfg, name, value)
+                cfg.sources[name] = f"config {cfg.config}"
         cfg.check()
         return cfg
 

@@ -10,6 +10,7 @@ consistent with `cycles` and with the model's counts (docs/architecture.md secti
 from __future__ import annotations
 
 from spatten_dv.models.descriptor import OVERLAP_COUNTERS, STAGE_COUNTERS, JobResult, Status
+from spatten_dv.models.params import DEFAULT_PARAMS, CoreParams
 
 # statuses of a job that stopped before any fetch (no datapath cycle may be counted)
 NO_DATAPATH = (Status.HEAD_SKIPPED, Status.NO_TOKENS, Status.TOO_MANY_TOKENS, Status.BAD_WIDTH,
@@ -27,7 +28,8 @@ def expected_fields(ref: JobResult) -> dict:
                 out=[int(x) for x in ref.out.tolist()])
 
 
-def compare_result(got: dict, ref: JobResult, check_beats: bool = True) -> list[str]:
+def compare_result(got: dict, ref: JobResult, check_beats: bool = True,
+                   params: CoreParams = DEFAULT_PARAMS) -> list[str]:
     """Differences between a DUT result (CoreDriver.receive) and the model's; empty if none."""
     exp = expected_fields(ref)
     want = exp.pop("out")
@@ -38,16 +40,20 @@ def compare_result(got: dict, ref: JobResult, check_beats: bool = True) -> list[
         bad = [d for d in range(len(want)) if got["out"][d] != want[d]]
         errs.append(f"out differs at {bad[:8]}: dut {[got['out'][d] for d in bad[:4]]} "
                     f"model {[want[d] for d in bad[:4]]}")
-    errs += [f"counters: {e}" for e in counter_errors(got, ref)]
+    errs += [f"counters: {e}" for e in counter_errors(got, ref, params)]
     return errs
 
 
-def counter_errors(got: dict, ref: JobResult) -> list[str]:
+def counter_errors(got: dict, ref: JobResult, params: CoreParams = DEFAULT_PARAMS) -> list[str]:
     """Rules the stage counters of a DUT result must obey (section 9); empty if all hold.
 
+    With KL keys per Q.K beat (QK_MULS / D, at least 1) and VL values per prob.V beat
+    (PV_MULS / D):
     * the exclusive counters sum to `cycles`; fetch_stall <= fetch_wait <= fetch_busy <= cycles
-    * an OK job: qk = one cycle per key and K pass (n_keys x (1 + lsb_fetched)), v >= n_values
-      (one cycle per value plus the drain), fetch_busy >= beats (a beat is taken per cycle)
+    * an OK job: qk = one cycle per Q.K beat and K pass (ceil(n_keys / KL) x (1 +
+      lsb_fetched): the beats are aligned, section 11.1), v >= ceil(n_values / VL) (one cycle
+      per prob.V beat plus the drain), fetch_busy >= ceil(beats / KL) (a fetcher hands on at
+      most KL beats a cycle)
     * a job that fetched nothing (HEAD_SKIPPED, NO_TOKENS, descriptor errors): every datapath
       counter is zero; a descriptor error also did no top-k work
     """
@@ -60,13 +66,17 @@ def counter_errors(got: dict, ref: JobResult) -> list[str]:
         errs.append(f"fetch_stall {c['cyc_fetch_stall']} <= fetch_wait {c['cyc_fetch_wait']} "
                     f"<= fetch_busy {c['cyc_fetch_busy']} <= cycles {got['cycles']} fails")
     if ref.status == Status.OK:
-        want_qk = ref.n_keys * (1 + int(ref.lsb_fetched))
+        kl = max(1, params.qk_multipliers // params.head_dim)
+        vl = max(1, params.pv_multipliers // params.head_dim)
+        want_qk = -(-ref.n_keys // kl) * (1 + int(ref.lsb_fetched))
         if c["cyc_qk"] != want_qk:
-            errs.append(f"cyc_qk {c['cyc_qk']}, expected {want_qk} (one per key and K pass)")
-        if c["cyc_v"] < ref.n_values:
-            errs.append(f"cyc_v {c['cyc_v']} < n_values {ref.n_values}")
-        if c["cyc_fetch_busy"] < ref.beats:
-            errs.append(f"cyc_fetch_busy {c['cyc_fetch_busy']} < beats {ref.beats}")
+            errs.append(f"cyc_qk {c['cyc_qk']}, expected {want_qk} (one per Q.K beat of {kl} "
+                        "key(s) and K pass)")
+        if c["cyc_v"] < -(-ref.n_values // vl):
+            errs.append(f"cyc_v {c['cyc_v']} < prob.V beats {-(-ref.n_values // vl)}")
+        if c["cyc_fetch_busy"] < -(-ref.beats // kl):
+            errs.append(f"cyc_fetch_busy {c['cyc_fetch_busy']} < {-(-ref.beats // kl)} "
+                        f"(beats {ref.beats}, at most {kl} a cycle)")
     elif ref.status in NO_DATAPATH:
         busy = [n for n in ("cyc_fetch_wait", "cyc_qk", "cyc_softmax", "cyc_v",
                             "cyc_fetch_busy", "cyc_fetch_stall") if c[n]]

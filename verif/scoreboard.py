@@ -23,6 +23,7 @@ from pyuvm import ConfigDB, uvm_analysis_port, uvm_component
 
 from spatten_dv.models.core import SpAttenCoreModel
 from spatten_dv.models.descriptor import OVERLAP_COUNTERS, STAGE_COUNTERS, JobResult, Status
+from spatten_dv.models.params import DEFAULT_PARAMS, CoreParams
 from spatten_dv.verif.core_scoreboard import counter_errors, expected_fields
 from spatten_dv.verif.items import Forward
 
@@ -37,7 +38,8 @@ class ScoreboardMismatch(AssertionError):
         self.field = field
 
 
-def compare_fields(got: dict, ref: JobResult) -> list[tuple[str, object, object]]:
+def compare_fields(got: dict, ref: JobResult,
+                   params: CoreParams = DEFAULT_PARAMS) -> list[tuple[str, object, object]]:
     """(field, expected, actual) for each field where the DUT result differs from the model."""
     exp = expected_fields(ref)
     if ref.status in AXI_ERRORS:
@@ -52,7 +54,8 @@ def compare_fields(got: dict, ref: JobResult) -> list[tuple[str, object, object]
                               have[bad[0]]))
             else:
                 diffs.append((name, want, have))
-    diffs += [("counters", "consistent stage counters", e) for e in counter_errors(got, ref)]
+    diffs += [("counters", "consistent stage counters", e)
+              for e in counter_errors(got, ref, params)]
     return diffs
 
 
@@ -106,7 +109,7 @@ class CoreScoreboard(uvm_component):
         desc, ref = self.expected.popleft()
         label = desc.item.label if desc.item is not None else f"job {desc.index}"
         errors = []
-        for name, want, have in compare_fields(res.fields, ref):
+        for name, want, have in compare_fields(res.fields, ref, self.params):
             msg = (f"job {desc.index} ({label}): field {name}: expected {want}, "
                    f"actual {have}")
             errors.append(msg)

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", help="heads selection for trace replay")
     p.add_argument("--dram", help="DDR4_2400R (default), DDR4_3200AA, HBM2_2000Mbps or ideal")
     p.add_argument("--channels", type=int, help="AXI read channels = DRAM channels: 1, 2, 4, 8")
-    p.add_argument("--config", help="core configuration to build and check: default, small "
-                   "(models/params.py CONFIGURATIONS; docs/architecture.md section 1)")
+    p.add_argument("--config", help="core configuration to build and check: default, small, "
+                   "paper (models/params.py CONFIGURATIONS; docs/architecture.md section 1.1); "
+                   "paper brings dram=HBM2_2000Mbps and 8 channels unless given")
     p.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                    help="any environment knob (verif/config.py), repeatable")
     p.add_argument("--simulator", choices=("verilator", "icarus", "both"),

@@ -32,7 +32,9 @@ def elaborate(simulator: str, params: dict[str, int], tmp_path) -> subprocess.Co
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("params", [{}, {"N_CH": 2}, {"N_CH": 8}, {"L_MAX": 512},
                                     {"QK_MULS": 32}, {"H_MAX": 8, "TOPK_CMPS": 4},
-                                    {"AW": 40}, {"SM_LANES": 1}, {"SM_LANES": 2}] +
+                                    {"AW": 40}, {"SM_LANES": 1}, {"SM_LANES": 2},
+                                    {"QK_MULS": 256, "PV_MULS": 256, "SM_LANES": 4, "N_CH": 4},
+                                    dict(verilog_parameters(CONFIGURATIONS["paper"]), N_CH=8)] +
                          [verilog_parameters(p) for p in CONFIGURATIONS.values()], ids=str)
 def test_supported_parameters_elaborate(simulator, params, tmp_path):
     out = elaborate(simulator, params, tmp_path)
@@ -44,7 +46,14 @@ def test_supported_parameters_elaborate(simulator, params, tmp_path):
                                     {"DESC_W": 984}, {"RES_W": 1400}, {"QK_MULS": 128},
                                     {"PV_MULS": 128}, {"TOPK_CMPS": 12}, {"H_MAX": 12},
                                     {"D": 128, "AXI_DW": 512}, {"SM_LANES": 16},
-                                    {"SM_LANES": 3}], ids=str)
+                                    {"SM_LANES": 3},
+                                    {"QK_MULS": 512, "PV_MULS": 512, "SM_LANES": 4},
+                                    {"QK_MULS": 512, "PV_MULS": 64},
+                                    {"QK_MULS": 512, "PV_MULS": 512, "TOPK_CMPS": 4},
+                                    {"QK_MULS": 1024, "PV_MULS": 1024},
+                                    {"QK_MULS": 512, "PV_MULS": 512, "MAX_BURST": 12},
+                                    {"QK_MULS": 512, "PV_MULS": 512, "MAX_BURST": 256}],
+                         ids=str)
 def test_unsupported_parameters_fail_elaboration(simulator, params, tmp_path):
     out = elaborate(simulator, params, tmp_path)
     assert out.returncode != 0 and MISSING in out.stdout + out.stderr, (

@@ -29,10 +29,16 @@ from spatten_dv.models.params import DEFAULT_PARAMS
 
 
 def test_dram_peak_follows_the_preset():
-    # DDR4: 64-byte transactions, 4-cycle bursts; HBM2 pseudo-channel: 32 B, 2 cycles
+    # DDR4: 64-byte transactions, 4-cycle bursts; HBM2 pseudo-channel: 32 B, 2 cycles, two
+    # pseudo-channels per channel (the perf model's peak too)
+    from spatten_dv.models.perf.dram import _memory
+
     assert dram_peak_bytes_per_cycle("DDR4_2400R") == 16.0
     assert dram_peak_bytes_per_cycle("DDR4_2400R", channels=2) == 32.0
-    assert dram_peak_bytes_per_cycle("HBM2_2000Mbps") == 16.0
+    assert dram_peak_bytes_per_cycle("HBM2_2000Mbps") == 32.0
+    assert dram_peak_bytes_per_cycle("HBM2_2000Mbps", channels=8) == 256.0
+    for dram, ch in (("DDR4_2400R", 1), ("HBM2_2000Mbps", 8)):
+        assert dram_peak_bytes_per_cycle(dram, ch) == _memory(dram, ch, 20)[2]
     assert dram_peak_bytes_per_cycle("ideal") == 32.0
 
 
@@ -60,17 +66,25 @@ def test_summary_keys_and_worst_case():
               {"case": "decode/default smollm2_prose s0 lall", "cycles_over_bound": 1.5,
                "config": "default"},
               {"case": "decode/default+MOP4CLXOR per8 s1 lall", "cycles_over_bound": 1.2,
-               "config": "default+MOP4CLXOR"}]
+               "config": "default+MOP4CLXOR"},
+              {"case": "decode/paper per8 s1 lall", "cycles_over_bound": 1.4,
+               "config": "paper", "dram": "HBM2_2000Mbps", "channels": 8}]
     s = summarize(speed, decode, {"topk_cycles_over_formula": 1.05},
                   {"per8_kv_bytes_reduction": 11.0}, None, quick=True)
     for key in ("decode_cycles_over_bound", "topk_cycles_over_formula",
                 "per8_kv_bytes_reduction", "bare_cycles_per_s", "env_cycles_per_s",
                 "env_over_bare", "gpt2_small_workload_wall_s"):
         assert key in s
-    assert s["decode_cycles_over_bound"] == 1.5  # the worst case of the default DRAM mapping
+    # the worst case of both configurations (the default DRAM mapping)
+    assert s["decode_cycles_over_bound"] == 1.5
     assert s["configurations"]["default+MOP4CLXOR"]["decode_cycles_over_bound"] == 1.2
     assert s["env_over_bare"] == pytest.approx(0.25)
-    assert s["configurations"]["paper"] is None
+    paper = s["configurations"]["paper"]
+    assert paper["decode_cycles_over_bound"] == 1.4
+    assert (paper["dram"], paper["channels"]) == ("HBM2_2000Mbps", 8)
+    decode[-1]["cycles_over_bound"] = 1.7  # now the paper step is the worst
+    assert summarize(speed, decode, None, None, None, quick=True)[
+        "decode_cycles_over_bound"] == 1.7
     assert s["gpt2_small_workload_wall_s_extrapolated"] == pytest.approx(15 * 32, rel=1e-3)
     json.dumps(s)
 

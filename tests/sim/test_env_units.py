@@ -23,6 +23,34 @@ def consistent_counters(ref) -> dict:
     return dict(c, cyc_fetch_busy=ref.beats + qk, cyc_fetch_stall=0, cycles=sum(c.values()))
 
 
+def test_configuration_brings_its_memory_system_unless_a_knob_sets_it():
+    cfg = EnvConfig.resolve(environ={}, spec={"config": "paper"})
+    assert (cfg.dram, cfg.channels) == ("HBM2_2000Mbps", 8)
+    assert cfg.sources["dram"] == "config paper"
+    cfg = EnvConfig.resolve(environ={}, spec={"config": "paper", "channels": 4, "dram": "ideal"})
+    assert (cfg.dram, cfg.channels) == ("ideal", 4)
+    assert EnvConfig.resolve(environ={}, spec={"config": "small"}).channels == 1
+
+
+def test_stage_counter_rules_follow_keys_and_values_per_beat():
+    """At 8 keys / values per beat (`paper`) a K pass takes ceil(m / 8) Q.K beats: counters of
+    the one-key core are wrong there, and the paper's are wrong on the one-key core."""
+    from spatten_dv.models.params import CONFIGURATIONS
+    from spatten_dv.verif.core_scoreboard import counter_errors
+
+    ref = _ref()
+    paper = CONFIGURATIONS["paper"]
+    one = consistent_counters(ref)
+    qk8 = -(-ref.n_keys // 8) * (1 + int(ref.lsb_fetched))
+    wide = dict(one, cyc_qk=qk8, cyc_ctrl=one["cyc_ctrl"] + one["cyc_qk"] - qk8)
+    assert counter_errors(one, ref) == [] and counter_errors(wide, ref, paper) == []
+    assert any("cyc_qk" in e for e in counter_errors(one, ref, paper))
+    assert any("cyc_qk" in e for e in counter_errors(wide, ref))
+    few_v = dict(wide, cyc_v=-(-ref.n_values // 8) - 1,
+                 cyc_ctrl=wide["cyc_ctrl"] + wide["cyc_v"] - (-(-ref.n_values // 8) - 1))
+    assert any("cyc_v" in e for e in counter_errors(few_v, ref, paper))
+
+
 def test_config_resolution_order_and_sources():
     cfg = EnvConfig.resolve(plusargs={"jobs": "7"},
                             environ={"SPATTEN_JOBS": "8", "SPATTEN_DRAM": "ideal"},
@@ -35,7 +63,7 @@ def test_config_resolution_order_and_sources():
 @pytest.mark.parametrize("spec, message", [
     ({"channels": 3}, "channels=3"), ({"dram": "DDR9"}, "dram='DDR9'"),
     ({"res_ready_prob": 0}, "probability"), ({"nope": 1}, "unknown knob"),
-    ({"state_check": "maybe"}, "boolean"), ({"config": "paper"}, "config='paper'"),
+    ({"state_check": "maybe"}, "boolean"), ({"config": "huge"}, "config='huge'"),
     ({"dram_mapper": "XOR"}, "dram_mapper='XOR'"),
 ])
 def test_config_rejects_bad_knobs(spec, message):
@@ -177,3 +205,15 @@ def test_environment_refuses_a_dut_of_another_configuration():
     check_geometry(default, CONFIGURATIONS["default"], "default")
     with pytest.raises(ValueError, match="config=small expects desc_data of"):
         check_geometry(default, CONFIGURATIONS["small"], "small")
+
+
+def test_a_build_that_fails_is_a_one_line_failure_with_its_log(tmp_path):
+    """A source that does not compile: SimulationFailed naming the build log, no traceback
+    from the runner."""
+    from spatten_dv.sim import SimulationFailed, run_cocotb
+
+    bad = tmp_path / "broken.v"
+    bad.write_text("module broken(input wire a); assign b = ; endmodule\n")
+    with pytest.raises(SimulationFailed, match=r"icarus build of broken failed \(log: .*build.log"):
+        run_cocotb(toplevel="broken", sources=[bad], test_module="cocotb_unused",
+                   simulator="icarus", build_tag=str(tmp_path))
