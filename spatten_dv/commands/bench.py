@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from spatten_dv.errors import UserError
@@ -45,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="results folder (default build/bench): bench.jsonl, summary.json")
     p.add_argument("--seed", type=int, default=1, help="seed of the environment runs")
     p.add_argument("--workers", type=int, default=2,
-                   help="processes of the whole-workload case (default 2: one per core)")
+                   help="processes of the whole-workload case and of the decode case's runs "
+                   "(default 2: one per core)")
+    p.add_argument("--configs", default="default,paper",
+                   help="configurations of the decode case (default: default,paper)")
     p.add_argument("--latency", type=int, default=20,
                    help="fixed memory latency of the speed case, cycles (default 20)")
     p.set_defaults(func=run)
@@ -142,7 +146,8 @@ def _peak(dram: str, channels: int = 1) -> float:
     return dram_peak_bytes_per_cycle(dram, channels)
 
 
-def case_decode(rec: Recorder, out: Path, quick: bool, seed: int) -> list[dict]:
+def case_decode(rec: Recorder, out: Path, quick: bool, seed: int,
+                configs: tuple[str, ...] = ("default", "paper"), workers: int = 1) -> list[dict]:
     from spatten_dv.bench_figures import cycles_over_bound
     from spatten_dv.models.params import with_configuration_knobs
 
@@ -159,28 +164,40 @@ def case_decode(rec: Recorder, out: Path, quick: bool, seed: int) -> list[dict]:
     # the `paper` configuration on its memory system (HBM2, 8 channels: CONFIGURATION_KNOBS)
     runs += [(label, seq, dict(knobs, config="paper"), layers)
              for label, seq, knobs, layers in list(runs) if "dram_mapper" not in knobs]
-    rows = []
-    for label, seq, knobs, layers in runs:
+    runs = [r for r in runs if r[2].get("config", "default") in configs]
+
+    def one(run):
+        label, seq, knobs, layers = run
         mapper = knobs.get("dram_mapper", "")
         core = knobs.get("config", "default")
-        config = f"{core}+{mapper}" if mapper else core
         mem = with_configuration_knobs({"config": core, "dram": dram, "channels": 1})
-        peak = _peak(mem["dram"], mem["channels"])
         suffix = f"_{mapper}" if mapper else ""
         name = f"decode_{core}_{label}_l{layers.replace(':', '-') or 'all'}{suffix}"
-        e = env_run(name, seq, dict(knobs, layers=layers, state_check=False, **mem),
-                    out, seed)
-        for step, t in sorted(e["steps"].items()):
-            ratio = cycles_over_bound(t["span"], t["bytes"], peak)
-            row = {"case": f"decode/{config} {label} s{step} l{layers or 'all'}",
-                   "config": config, "dram": mem["dram"], "channels": mem["channels"],
-                   "peak_bytes_per_cycle": peak,
-                   "jobs": t["jobs"], "cycles": t["span"], "bytes": t["bytes"],
-                   "cycles_over_bound": ratio, "wall_s": e["wall_s"],
-                   "cycles_per_s": e["cycles_per_s"], "run_cycles": e["cycles"],
-                   "cycles_per_cpu_s": e["cycles_per_cpu_s"], "mismatches": e["mismatches"]}
-            rec.add(row, f"cycles/bound {ratio:.3f}" if ratio else "")
-            rows.append(row)
+        return env_run(name, seq, dict(knobs, layers=layers, state_check=False, **mem),
+                       out, seed), mem
+
+    rows = []
+    # the runs are simulator processes: threads are enough to run `workers` at once
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one, r) for r in runs]
+        # rows recorded in the runs' order, each as soon as its run (and the earlier) ended
+        for (label, _seq, knobs, layers), fut in zip(runs, futures, strict=True):
+            e, mem = fut.result()
+            mapper = knobs.get("dram_mapper", "")
+            core = knobs.get("config", "default")
+            config = f"{core}+{mapper}" if mapper else core
+            peak = _peak(mem["dram"], mem["channels"])
+            for step, t in sorted(e["steps"].items()):
+                ratio = cycles_over_bound(t["span"], t["bytes"], peak)
+                row = {"case": f"decode/{config} {label} s{step} l{layers or 'all'}",
+                       "config": config, "dram": mem["dram"], "channels": mem["channels"],
+                       "peak_bytes_per_cycle": peak,
+                       "jobs": t["jobs"], "cycles": t["span"], "bytes": t["bytes"],
+                       "cycles_over_bound": ratio, "wall_s": e["wall_s"],
+                       "cycles_per_s": e["cycles_per_s"], "run_cycles": e["cycles"],
+                       "cycles_per_cpu_s": e["cycles_per_cpu_s"], "mismatches": e["mismatches"]}
+                rec.add(row, f"cycles/bound {ratio:.3f}" if ratio else "")
+                rows.append(row)
     return rows
 
 
@@ -327,6 +344,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be in 1..32, got {args.workers}")
     if args.latency < 1:
         raise UserError(f"--latency must be >= 1, got {args.latency}")
+    configs = tuple(c.strip() for c in args.configs.split(",") if c.strip())
+    if not configs or set(configs) - {"default", "paper"}:
+        raise UserError(f"--configs {args.configs!r}: choose from default, paper")
     if args.quick:
         only.discard("workload")
     try:
@@ -344,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
     if "speed" in only:
         speed = case_speed(rec, out, args.quick, args.seed, args.latency)
     if "decode" in only:
-        decode = case_decode(rec, out, args.quick, args.seed)
+        decode = case_decode(rec, out, args.quick, args.seed, configs, args.workers)
     if "workload" in only:
         workload = case_workload(rec, out, args.seed, args.workers)
     summary = summarize(speed, decode, topk, kv, workload, args.quick)
