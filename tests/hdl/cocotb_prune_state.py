@@ -106,7 +106,8 @@ class Driver:
         """Stream (token, prob) and (head, value) entries, both streams at once."""
         dut = self.dut
         ti = hi = 0
-        for _ in range(len(tokens) * 20 + len(heads) * 20 + 100):
+        # slack: a rescale taken just before runs L_MAX + 2 cycles with both readies 0
+        for _ in range(len(tokens) * 20 + len(heads) * 20 + L_MAX + 100):
             if ti >= len(tokens) and hi >= len(heads):
                 break
             tv = ti < len(tokens) and self.rng.random() < valid_prob

@@ -145,7 +145,9 @@ class WideDriver(Driver):
         dut = self.dut
         gi = hi = 0
         taken_at = []
-        for cycle in range(sum(len(g) for g in groups) * 20 + len(heads) * 20 + 100):
+        # slack: a rescale taken just before runs L_MAX / LANES + 2 cycles with ready = 0
+        entries = sum(len(g) for g in groups) + len(heads)
+        for cycle in range(entries * 20 + L_MAX + 100):
             if gi >= len(groups) and hi >= len(heads):
                 break
             tv = gi < len(groups) and self.rng.random() < valid_prob
