@@ -251,6 +251,7 @@ module spatten_plane_unpack_wide #(
     // (wr_ptr + k) mod SIZE: distinct entries, as SIZE > IN_BEATS).
     integer jw;
     always @(posedge clk) begin
+        /* verilator unroll_disable */
         for (jw = 0; jw < IN_BEATS; jw = jw + 1) begin
             if (accept && done[jw])
                 store[wr_idx[jw*PW +: PW]] <= decode_token(ext[jw*AXI_DW +: TW], cfg_width,
