@@ -27,17 +27,17 @@
 // (out_count = 1..KPC, out_last = 1) once cfg_total tokens have come; token i of the stream
 // is in beat i/KPC, lane i%KPC. Lanes >= out_count of the last beat are zero.
 //
-// Structure: each lane's token is decoded straight from its window with constant
-// part-selects (one 12-bit field per element, one shared sign/zero-extension mask per width),
-// and a completing lane j is written at entry wr_ptr + (completing lanes before j) of a token
-// store (a circular buffer of SIZE = pow2 >= KPC + 2*IN_BEATS - 1 entries: 32 at 8/8, 8 at
-// IN_BEATS 2 / KPC 4), so the k-th completing lane lands at wr_ptr + k with no compaction
-// network; an output beat is read from the read pointer (a multiple of KPC until the stream's
-// last beat). out_valid/out_count/out_codes/out_last come from registers and cfg_total only.
-// in_ready = (free entries >= IN_BEATS) from the entry count register only (no combinational
-// path from out_ready): a group completes at most IN_BEATS tokens. (The layout is chosen for
-// the simulators: wide values built with generate loops and constant selects, and indexed
-// store writes, keep Verilator's C++ small.)
+// Structure: a completing lane j is written at entry wr_ptr + (completing lanes before j) of a
+// token store (a circular buffer of SIZE = pow2 >= KPC + 2*IN_BEATS - 1 entries: 32 at 8/8, 8
+// at IN_BEATS 2 / KPC 4), so the k-th completing lane of a group lands at wr_ptr + k with no
+// compaction network; its token is decoded in that clocked write (decode_token). An output
+// beat is read from the read pointer (a multiple of KPC until the stream's last beat).
+// out_valid/out_count/out_codes/out_last come from registers and cfg_total only. in_ready =
+// (free entries >= IN_BEATS) from the entry count register only (no combinational path from
+// out_ready): a group completes at most IN_BEATS tokens.
+// Simulation cost: the decode is no combinational logic (the simulators run it once per taken
+// token, not on every input change), and its loops stay loops in Verilator's C++ (unrolled,
+// they were IN_BEATS * D copies of the per-element code: several MB of C++ at D = 64).
 // Throughput: with out_ready high and IN_BEATS <= KPC, IN_BEATS beats per cycle at every width
 // (w = 4: IN_BEATS tokens per cycle). The store pops KPC tokens whenever it holds KPC, so at a
 // cycle start it holds < KPC + IN_BEATS (below KPC before a group of at most IN_BEATS tokens;
@@ -90,6 +90,7 @@ module spatten_plane_unpack_wide #(
     localparam [CNW-1:0] READY_MAX = READY_MAX_I[CNW-1:0];
     localparam [TB-1:0]  KPC_T = KPC[TB-1:0];
     localparam [OCW-1:0] KPC_O = KPC[OCW-1:0];
+    localparam [PW-1:0]  ONE_P = 1;
 
     generate
         if (AXI_DW != 4 * D) begin : g_bad_geometry
@@ -148,7 +149,7 @@ module spatten_plane_unpack_wide #(
             done[j] = done[j] && (j[ICW-1:0] < in_count);
             odd[j] = (ph == 2'd2);
             wr_idx[j*PW +: PW] = wr_ptr + ndone_p;
-            ndone_p = ndone_p + {{(PW-1){1'b0}}, done[j]};
+            ndone_p = ndone_p + (done[j] ? ONE_P : {PW{1'b0}});
             p = (p == last_pos) ? 2'd0 : p + 2'd1;
             prevph = ph;
             pos_after[2*j+2 +: 2] = p;
@@ -188,7 +189,7 @@ module spatten_plane_unpack_wide #(
                 default: begin step = 12; low = 12'hfff; top = 12'h000; end
             endcase
             // (e*step + 12 <= TW for every width: the select never leaves the token window.)
-            // A loop in the C++ too: unrolled, it would be D copies per lane.
+            // A loop in Verilator's C++ too (unrolled: D copies of the body).
             /* verilator unroll_disable */
             for (e = 0; e < D; e = e + 1) begin
                 field = tok[e*step +: 12] & low;
@@ -248,7 +249,8 @@ module spatten_plane_unpack_wide #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // A completing lane's token goes to its entry (the k-th completing lane of the group to
-    // (wr_ptr + k) mod SIZE: distinct entries, as SIZE > IN_BEATS).
+    // (wr_ptr + k) mod SIZE: distinct entries, as SIZE > IN_BEATS). A loop in Verilator's C++
+    // too: one copy of decode_token, not IN_BEATS.
     integer jw;
     always @(posedge clk) begin
         /* verilator unroll_disable */
