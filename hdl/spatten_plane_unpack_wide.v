@@ -27,13 +27,17 @@
 // (out_count = 1..KPC, out_last = 1) once cfg_total tokens have come; token i of the stream
 // is in beat i/KPC, lane i%KPC. Lanes >= out_count of the last beat are zero.
 //
-// Structure: completed tokens of a group are compacted (k-th completing lane -> slot k),
-// decoded, and written at the write pointer of a token store (a circular buffer of SIZE =
-// pow2 >= KPC + 2*IN_BEATS - 1 entries: 32 at 8/8, 8 at IN_BEATS 2 / KPC 4); an output beat is
-// read from the read pointer (a multiple of KPC until the stream's last beat). out_valid/
-// out_count/out_codes/out_last come from registers and cfg_total only. in_ready = (free
-// entries >= IN_BEATS) from the entry count register only (no combinational path from
+// Structure: a completing lane j is written at entry wr_ptr + (completing lanes before j) of a
+// token store (a circular buffer of SIZE = pow2 >= KPC + 2*IN_BEATS - 1 entries: 32 at 8/8, 8
+// at IN_BEATS 2 / KPC 4), so the k-th completing lane of a group lands at wr_ptr + k with no
+// compaction network; its token is decoded in that clocked write (decode_token). An output
+// beat is read from the read pointer (a multiple of KPC until the stream's last beat).
+// out_valid/out_count/out_codes/out_last come from registers and cfg_total only. in_ready =
+// (free entries >= IN_BEATS) from the entry count register only (no combinational path from
 // out_ready): a group completes at most IN_BEATS tokens.
+// Simulation cost: the decode is no combinational logic (the simulators run it once per taken
+// token, not on every input change), and its loops stay loops in Verilator's C++ (unrolled,
+// they were IN_BEATS * D copies of the per-element code: several MB of C++ at D = 64).
 // Throughput: with out_ready high and IN_BEATS <= KPC, IN_BEATS beats per cycle at every width
 // (w = 4: IN_BEATS tokens per cycle). The store pops KPC tokens whenever it holds KPC, so at a
 // cycle start it holds < KPC + IN_BEATS (below KPC before a group of at most IN_BEATS tokens;
@@ -86,6 +90,7 @@ module spatten_plane_unpack_wide #(
     localparam [CNW-1:0] READY_MAX = READY_MAX_I[CNW-1:0];
     localparam [TB-1:0]  KPC_T = KPC[TB-1:0];
     localparam [OCW-1:0] KPC_O = KPC[OCW-1:0];
+    localparam [PW-1:0]  ONE_P = 1;
 
     generate
         if (AXI_DW != 4 * D) begin : g_bad_geometry
@@ -115,11 +120,13 @@ module spatten_plane_unpack_wide #(
     // ext word i: hist older (0), hist newest (1), group lane i-2 (2..IN_BEATS+1).
     wire [(IN_BEATS+2)*AXI_DW-1:0] ext = {in_data, hist};
 
-    // Which lanes complete a token, whether it is an odd 6-bit token, and the beat counter
-    // after each lane.
+    // Which lanes complete a token, whether it is an odd 6-bit token, the beat counter after
+    // each lane, and the store entry of each lane's token (wr_ptr + completing lanes before).
     reg  [IN_BEATS-1:0]       done;
     reg  [IN_BEATS-1:0]       odd;
     reg  [2*IN_BEATS+1:0]     pos_after;   // [2n +: 2]: pos after n beats of the group
+    reg  [IN_BEATS*PW-1:0]    wr_idx;      // [j*PW +: PW]: lane j's entry
+    reg  [PW-1:0]             ndone_p;     // completing lanes (PW >= ICW: SIZE >= 2*IN_BEATS)
     reg  [1:0]                p;
     reg  [1:0]                ph;
     reg  [1:0]                prevph;
@@ -128,6 +135,7 @@ module spatten_plane_unpack_wide #(
     always @(*) begin
         p = pos;
         prevph = prev_phase;
+        ndone_p = {PW{1'b0}};
         pos_after = {(2*IN_BEATS+2){1'b0}};
         pos_after[1:0] = pos;
         for (j = 0; j < IN_BEATS; j = j + 1) begin
@@ -140,67 +148,56 @@ module spatten_plane_unpack_wide #(
             else done[j] = (p == last_pos);
             done[j] = done[j] && (j[ICW-1:0] < in_count);
             odd[j] = (ph == 2'd2);
+            wr_idx[j*PW +: PW] = wr_ptr + ndone_p;
+            ndone_p = ndone_p + (done[j] ? ONE_P : {PW{1'b0}});
             p = (p == last_pos) ? 2'd0 : p + 2'd1;
             prevph = ph;
             pos_after[2*j+2 +: 2] = p;
         end
     end
+    wire [ICW-1:0] ndone = ndone_p[ICW-1:0];
 
-    // Compaction: the k-th completing lane's token bit string goes to slot k.
-    reg  [IN_BEATS*TW-1:0] slot_bits;
-    reg  [TW-1:0]          win;
-    reg  [TW-1:0]          tok;
-    reg  [ICW-1:0]         ndone;
-    integer n, jc;
-    always @(*) begin
-        slot_bits = {IN_BEATS*TW{1'b0}};
-        n = 0;
-        for (jc = 0; jc < IN_BEATS; jc = jc + 1) begin
-            win = ext[jc*AXI_DW +: TW];
-            if (w4)
+    // Decode of one token: its string is the window ext[j*AXI_DW +: TW] of its completing
+    // lane j shifted by a constant per width (w12: 0, w8 and even w6: one word, odd w6: 1.5
+    // words, w4: two words); element e is the code at bit e*width, zero-extended, with the bits
+    // above its width set when it is negative and signed (one mask per width for every
+    // element). Called only in the store's clocked write, not as combinational logic: the
+    // simulators evaluate it once per taken token, and Verilator emits it once.
+    function [TW-1:0] decode_token;
+        input [TW-1:0] win;
+        input [3:0]    width;
+        input          sgn;
+        input          odd_w6;
+        reg   [TW-1:0] tok;
+        reg   [11:0]   low;    // the code's bits
+        reg   [11:0]   top;    // its sign bit (none at w = 12)
+        reg   [11:0]   field;
+        integer        step, e;
+        begin
+            if (width == 4'd4)
                 tok = win >> (2 * AXI_DW);
-            else if (w8 || (w6 && !odd[jc]))
+            else if (width == 4'd8 || (width == 4'd6 && !odd_w6))
                 tok = win >> AXI_DW;
-            else if (w6)
+            else if (width == 4'd6)
                 tok = win >> (AXI_DW + HALF);
             else
                 tok = win;
-            if (done[jc]) begin
-                slot_bits[n*TW +: TW] = tok;
-                n = n + 1;
+            case (width)
+                4'd4:    begin step = 4;  low = 12'h00f; top = 12'h008; end
+                4'd6:    begin step = 6;  low = 12'h03f; top = 12'h020; end
+                4'd8:    begin step = 8;  low = 12'h0ff; top = 12'h080; end
+                default: begin step = 12; low = 12'hfff; top = 12'h000; end
+            endcase
+            // (e*step + 12 <= TW for every width: the select never leaves the token window.)
+            // A loop in Verilator's C++ too (unrolled: D copies of the body).
+            /* verilator unroll_disable */
+            for (e = 0; e < D; e = e + 1) begin
+                field = tok[e*step +: 12] & low;
+                decode_token[e*12 +: 12] =
+                    field | ((sgn && (field & top) != 12'h000) ? ~low : 12'h000);
             end
         end
-        ndone = n[ICW-1:0];
-    end
-
-    // Element extraction and sign/zero extension to 12 bits, per slot (one token's string and
-    // codes at a time in tok_bits / tok_codes: small vectors keep the simulators fast).
-    reg  [IN_BEATS*TW-1:0] slot_codes;
-    reg  [TW-1:0]          tok_bits;
-    reg  [TW-1:0]          tok_codes;
-    integer k, d;
-    always @(*) begin
-        for (k = 0; k < IN_BEATS; k = k + 1) begin
-            tok_bits = slot_bits[k*TW +: TW];
-            tok_codes = tok_bits;  // w = 12
-            case (cfg_width)
-                4'd4:
-                    for (d = 0; d < D; d = d + 1)
-                        tok_codes[d*12 +: 12] = {{8{cfg_signed & tok_bits[d*4 + 3]}},
-                                                 tok_bits[d*4 +: 4]};
-                4'd6:
-                    for (d = 0; d < D; d = d + 1)
-                        tok_codes[d*12 +: 12] = {{6{cfg_signed & tok_bits[d*6 + 5]}},
-                                                 tok_bits[d*6 +: 6]};
-                4'd8:
-                    for (d = 0; d < D; d = d + 1)
-                        tok_codes[d*12 +: 12] = {{4{cfg_signed & tok_bits[d*8 + 7]}},
-                                                 tok_bits[d*8 +: 8]};
-                default: ;
-            endcase
-            slot_codes[k*TW +: TW] = tok_codes;
-        end
-    end
+    endfunction
 
     // History after the group: its last two beats (ext words in_count, in_count + 1).
     reg  [2*AXI_DW-1:0] hist_next;
@@ -251,14 +248,16 @@ module spatten_plane_unpack_wide #(
     wire [CNW-1:0] rd_next = {1'b0, rd_ptr} + n_pop_c;
     /* verilator lint_on UNUSEDSIGNAL */
 
-    // Slot k of the group goes to entry (wr_ptr + k) mod SIZE (the sum is PW bits wide).
-    integer s, ks;
+    // A completing lane's token goes to its entry (the k-th completing lane of the group to
+    // (wr_ptr + k) mod SIZE: distinct entries, as SIZE > IN_BEATS). A loop in Verilator's C++
+    // too: one copy of decode_token, not IN_BEATS.
+    integer jw;
     always @(posedge clk) begin
-        for (s = 0; s < SIZE; s = s + 1) begin
-            for (ks = 0; ks < IN_BEATS; ks = ks + 1) begin
-                if (ks[ICW-1:0] < n_new && wr_ptr + ks[PW-1:0] == s[PW-1:0])
-                    store[s] <= slot_codes[ks*TW +: TW];
-            end
+        /* verilator unroll_disable */
+        for (jw = 0; jw < IN_BEATS; jw = jw + 1) begin
+            if (accept && done[jw])
+                store[wr_idx[jw*PW +: PW]] <= decode_token(ext[jw*AXI_DW +: TW], cfg_width,
+                                                           cfg_signed, odd[jw]);
         end
     end
 
