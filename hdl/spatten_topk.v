@@ -9,10 +9,11 @@
 //           value RAM, one value per cycle. Ignored while `busy`. Values persist across runs.
 //           LOAD_LANES > 1 (a multi-lane softmax's probabilities): a cycle writes load_count
 //           (1..LOAD_LANES) values, value j (load_value[j*VALUE_BITS +: VALUE_BITS]) to index
-//           load_index + j; the indices must lie in one row of the value RAM (load_index mod
-//           TOPK_CMPS + load_count <= TOPK_CMPS: true when load_index is a multiple of
-//           LOAD_LANES, or load_count = 1), so every value goes to its own lane RAM. At
-//           LOAD_LANES = 1 load_count is ignored (tie it to 1).
+//           load_index + j, at any load_index (LOAD_LANES <= TOPK_CMPS consecutive indices
+//           always fall in distinct lane RAMs: a load that crosses a row of the value RAM
+//           writes the lanes before load_index mod TOPK_CMPS in the next row; the core's
+//           prune scans load unaligned beats). At LOAD_LANES = 1 load_count is ignored (tie
+//           it to 1).
 //   Start:  `start` (one cycle, sampled only while !busy) with n (0..L_MAX; larger is clamped
 //           to L_MAX) and k. `busy` is high from the next cycle through the `done` cycle.
 //           A load in the start cycle itself is still taken.
@@ -144,10 +145,14 @@ module spatten_topk #(
         end
         for (gl = 0; gl < C; gl = gl + 1) begin : g_vlane
             // value j of the load goes to lane (load_index + j) mod C: lane gl takes j = gl -
-            // load_index mod C when j < load_count (one value per cycle at LL = 1)
+            // load_index mod C when j < load_count (one value per cycle at LL = 1), in the
+            // load's row, or in the next one for the lanes below load_index mod C (the load
+            // crosses a row)
             localparam integer  GL_I = gl;
             localparam [LW-1:0] GL = GL_I[LW-1:0];
             wire [LW-1:0] lj = GL - load_index[LW-1:0];
+            wire [RW-1:0] lane_row = load_index[IW-1:LW] +
+                                     {{(RW-1){1'b0}}, (GL < load_index[LW-1:0])};
             wire          lane_we;
             wire [VB-1:0] lane_value;
             if (LL == 1) begin : g_one
@@ -162,7 +167,7 @@ module spatten_topk #(
             spatten_sdp_ram #(.DEPTH(ROWS), .AW(RW), .W(VB)) u_v (
                 .clk     (clk),
                 .wr_en   (lane_we),
-                .wr_addr (load_index[IW-1:LW]),
+                .wr_addr (lane_row),
                 .wr_data (lane_value),
                 .rd_en   (1'b1),
                 .rd_addr (rd_addr),

@@ -146,10 +146,17 @@ def _peak(dram: str, channels: int = 1) -> float:
     return dram_peak_bytes_per_cycle(dram, channels)
 
 
+def decode_memory(core: str, dram: str = "DDR4_2400R") -> dict:
+    """The knobs of a decode run of configuration `core`: its own memory system (`paper`:
+    HBM2 x 8, CONFIGURATION_KNOBS), else `dram` with one channel."""
+    from spatten_dv.models.params import with_configuration_knobs
+
+    return dict({"dram": dram, "channels": 1}, **with_configuration_knobs({"config": core}))
+
+
 def case_decode(rec: Recorder, out: Path, quick: bool, seed: int,
                 configs: tuple[str, ...] = ("default", "paper"), workers: int = 1) -> list[dict]:
     from spatten_dv.bench_figures import cycles_over_bound
-    from spatten_dv.models.params import with_configuration_knobs
 
     dram = "DDR4_2400R"
     # per8 step 1 whole (144 jobs: also the basis of --quick's whole-workload extrapolation);
@@ -170,7 +177,7 @@ def case_decode(rec: Recorder, out: Path, quick: bool, seed: int,
         label, seq, knobs, layers = run
         mapper = knobs.get("dram_mapper", "")
         core = knobs.get("config", "default")
-        mem = with_configuration_knobs({"config": core, "dram": dram, "channels": 1})
+        mem = decode_memory(core, dram)
         suffix = f"_{mapper}" if mapper else ""
         name = f"decode_{core}_{label}_l{layers.replace(':', '-') or 'all'}{suffix}"
         return env_run(name, seq, dict(knobs, layers=layers, state_check=False, **mem),

@@ -50,6 +50,15 @@ def test_ratios():
     assert kv_bytes_reduction(1, 0) is None
 
 
+def test_decode_runs_each_configuration_on_its_memory_system():
+    from spatten_dv.commands.bench import decode_memory
+
+    assert decode_memory("default") == {"dram": "DDR4_2400R", "channels": 1,
+                                        "config": "default"}
+    assert decode_memory("paper") == {"dram": "HBM2_2000Mbps", "channels": 8,
+                                      "config": "paper"}
+
+
 def test_step_totals_span_first_accept_to_last_result():
     recs = [{"step": 1, "beats": 10, "cycles": 50, "accept_cycle": 100, "result_cycle": 150},
             {"step": 1, "beats": 5, "cycles": 30, "accept_cycle": 152, "result_cycle": 182},
