@@ -2,10 +2,11 @@
 
 Predicts per decode step the cycles, DRAM bytes, bound ratio, stage breakdown and GOP/s of a GPT-2
 workload or a trace replay, for the `default` configuration (one key a cycle, DDR4) or `paper`
-(SpAtten's widths on HBM2 x 8: the RTL's --config paper), optionally sweeping one parameter (plot with --plot) or
-comparing with the RTL's per-job records (--rtl: a jobs.jsonl of `spatten-dv sim`). A step's
-cycles are its span (first descriptor accepted .. last result taken), jobs overlapping on the
-core's two job stages unless --no-overlap.
+(SpAtten's widths on HBM2 x 8: the RTL's --config paper), optionally sweeping one parameter
+(plot with --plot; a sweep's other points are predictions) or comparing with the RTL's per-job
+records (--rtl: a jobs.jsonl of `spatten-dv sim`). A step's cycles are its span (first
+descriptor accepted .. last result taken), jobs overlapping on the core's two job stages unless
+--no-overlap.
 """
 
 from __future__ import annotations
