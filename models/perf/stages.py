@@ -53,6 +53,11 @@ PIPE_K = 6  # last beat -> score into the softmax: unpack reg, stage reg, 4 dot-
 SOFTMAX_TAIL = 50  # softmax: 4 (exp pipe) + 42 (divide) + 3 (output pipe) + done
 PIPE_V = 4  # last beat -> pv_out_valid: unpack, stage, product, finishing
 KEY_FETCH_START = 5  # scan take -> 2nd key written (an entry is offered once the next exists)
+# the wide K pass (KL > 1) ends this many cycles sooner after its last beat than the gearbox
+# formula minus the gearbox: measured, cyc_softmax of the four paper steps (docs/perf.md) is 3
+# cycles a K pass below 2 ceil(m/8) + log2 8 + 1 + PIPE_K + SOFTMAX_TAIL (5th-95th percentile
+# 3 to 2.5), of which the gearbox is one; the other two are not traced to a register
+WIDE_PASS_EARLIER = 2
 SCAN_CHUNK = 32  # the prune state's wide scan reads its kept bits 32 entries at a time
 
 STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "accumulate")
@@ -97,12 +102,16 @@ def accumulate_cycles(keys, lanes: int) -> int:
     return total
 
 
-def softmax_passes(m: int, lanes: int) -> float:
+def softmax_passes(m: int, lanes: int, keys_per_cycle: int = 1) -> float:
     """Cycles of the softmax's exp and output passes after its last score, beyond the fixed
     tail: two passes of ceil(m / L) beats, log2(L) adder-tree registers, and at L > 1 the
-    core's score gearbox (the last beat leaves it one cycle after the last score)."""
+    core's score gearbox (the last beat leaves it one cycle after the last score). On the wide
+    datapath (KL = L > 1) the dot product's aligned beats are the softmax's beats (no gearbox)
+    and the pass ends WIDE_PASS_EARLIER cycles sooner after its last beat."""
     if lanes == 1:
         return 2 * m
+    if keys_per_cycle > 1:
+        return 2 * math.ceil(m / lanes) + math.log2(lanes) - WIDE_PASS_EARLIER
     return 2 * math.ceil(m / lanes) + math.log2(lanes) + 1
 
 
@@ -220,7 +229,8 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
             # the fetch follows the key-list scan (KL entries a beat at most)
             compute = max(compute, key_list_beats(shape.keys, cfg.keys_per_cycle))
         ph += _fetch_phases(plane, f, fit, r, compute, False)
-        ph.append(Phase(plane, PIPE_K + softmax_passes(m, cfg.softmax_lanes) + SOFTMAX_TAIL))
+        ph.append(Phase(plane, PIPE_K + softmax_passes(m, cfg.softmax_lanes, cfg.keys_per_cycle)
+                        + SOFTMAX_TAIL))
     ph.append(Phase("control", 1))  # VSEL
     if shape.v_select:  # stage B: VLOAD (8 probabilities a cycle), then the engine
         ph.append(Phase("v_select", math.ceil(m / min(8, cfg.topk_comparators))

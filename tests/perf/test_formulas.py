@@ -15,9 +15,11 @@ from spatten_dv.models.perf.shape import JobShape, Prune
 from spatten_dv.models.perf.stages import (
     KEY_FETCH_START,
     SOFTMAX_TAIL,
+    WIDE_PASS_EARLIER,
     accumulate_cycles,
     key_list_beats,
     scan_cycles,
+    softmax_passes,
     topk_candidates,
     topk_cycles,
 )
@@ -152,6 +154,9 @@ def test_paper_stage_formulas_follow_the_wide_datapath():
     d = predict_job(shape(m=256, prune=Prune(800, 256)), DEFAULT, fit)
     assert d.stages["prune"] == 1 + scan_cycles(800) + 1 + topk_cycles(800, 256)
     assert d.stages["accumulate"] == 256
+    # aligned 8-key beats go straight into the softmax: no gearbox cycle
+    assert softmax_passes(64, 8, 8) == 2 * 8 + 3 - WIDE_PASS_EARLIER
+    assert softmax_passes(64, 8, 1) == 2 * 8 + 3 + 1
     from dataclasses import replace as dc_replace
 
     base = shape(m=64)

@@ -15,7 +15,7 @@ FAST = sorted(n for n, e in TABLE.items()
               and config_of(e) == "default")
 PAPER = sorted(n for n, e in TABLE.items() if config_of(e) == "paper")
 # the bound the `paper` model reaches on the four measured whole steps of --config paper
-# (docs/perf.md "Agreement", the paper core: +3.8 % on per8 step 1, within 3.2 % on the others)
+# (docs/perf.md "Agreement", the paper core: +3.5 % on per8 step 1, within 3.0 % on the others)
 PAPER_BOUND = 4.0
 
 
