@@ -1,4 +1,4 @@
-"""The model's configurations: `default` (today's RTL) and `paper` (a design-space prediction).
+"""The model's configurations: `default` and `paper`, the two design points the RTL builds.
 
 `default` is the RTL as built (hdl/spatten_core.v, docs/architecture.md section 1): one key per
 cycle through the Q.K array (QK_MULS 64 at D = 64), one softmax lane, one value per cycle through
@@ -6,10 +6,14 @@ prob.V (64 multipliers), a 16-comparator top-k engine, one AXI read channel of 2
 DDR4-2400R; jobs overlap on two job stages (front: prunes, key scan, K passes, value top-k;
 back: V pass, accumulation, result; models/perf/pipeline.py) when `overlap` is on, else one job
 at a time (the core before the overlap).
-`paper` is SpAtten's published design point: 8 keys/cycle (QK_MULS 512), 8 softmax lanes,
-512-multiplier prob.V (8 values/cycle), 16 top-k comparators, HBM2 with 8 channels. Its RTL is
-NOT built: its figures are predictions of what those widths would give with the same job flow as
-`default` (the same `overlap`), labelled so wherever they are printed.
+`paper` is SpAtten's published design point, built by the same core with `--config paper`
+(QK_MULS = PV_MULS = 512, docs/architecture.md section 11.1): 8 keys/cycle through Q.K, 8
+softmax lanes, 8 values/cycle through prob.V, 16 top-k comparators, HBM2 with 8 channels, the
+wide fetcher (8 token indices and every channel's R beat a cycle into a 256-beat reorder buffer),
+the wide key-list scan and token accumulation; the same job flow as `default`. Calibrated on four
+whole decode steps of that RTL (models/perf/measured.py, docs/perf.md "Agreement").
+A configuration with `built` False is a design-space point without RTL (a sweep's other widths);
+its figures are labelled predictions.
 """
 
 from __future__ import annotations
@@ -56,16 +60,19 @@ class PerfConfig:
     channels: int = 1  # AXI read channels = DRAM channels
     ideal_latency: int = 20  # cycles, dram = "ideal"
     r_beats_per_cycle: int = 1  # R beats the fetcher takes per cycle (1 per channel in `paper`)
-    max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; 8 per channel in
-    # `paper`, else 8 bursts cannot cover the HBM2 latency of 8 channels)
-    built: bool = True  # False: no RTL of this configuration (a prediction)
+    max_outstanding: int = 8  # bursts in flight (the fetcher's MAX_OUTSTANDING; in `paper` the
+    # wide fetcher's reorder buffer, 256 beats = 16 bursts of 16, binds before its 64 bursts)
+    refresh_window: bool = True  # a refresh due up to nRFC before a fetch delays it (dram.py);
+    # False in `paper`: measured there a fetch starts in the calibrated latency (HBM2's 8
+    # channels refresh one at a time; the other seven keep the reorder buffer filling)
+    built: bool = True  # False: no RTL of this configuration (a prediction; a sweep's points)
     overlap: bool = CORE_OVERLAPS  # two job stages (models/perf/pipeline.py); False: sequential
     timing: PipelineTiming | None = None  # the pipeline constants (None: TIMING)
 
     @property
     def label(self) -> str:
-        what = "today's RTL" if self.built else (
-            "design-space PREDICTION (no RTL of this configuration)")
+        what = (f"the RTL's --config {self.name}" if self.built else
+                "design-space PREDICTION (no RTL of this configuration)")
         return (f"{self.name}: {self.keys_per_cycle} key(s)/cycle, {self.softmax_lanes} softmax "
                 f"lane(s), {self.values_per_cycle} value(s)/cycle, {self.topk_comparators} top-k "
                 f"comparators, {self.dram} x {self.channels} channel(s) - {what}")
@@ -77,5 +84,5 @@ class PerfConfig:
 DEFAULT = PerfConfig("default")
 PAPER = PerfConfig("paper", keys_per_cycle=8, softmax_lanes=8, values_per_cycle=8,
                    topk_comparators=16, dram="HBM2_2000Mbps", channels=8, r_beats_per_cycle=8,
-                   max_outstanding=64, built=False)
+                   max_outstanding=16, refresh_window=False)
 CONFIGS = {"default": DEFAULT, "paper": PAPER}

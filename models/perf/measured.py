@@ -1,7 +1,9 @@
 """The RTL measurements the model is checked against (docs/perf.md "Agreement").
 
 `SELECTIONS` are slices of the committed traces and of the GPT-2 small per8 workload, run on
-Verilator behind DDR4-2400R (the environment's default) or the ideal memory. `collect()` runs them
+Verilator behind DDR4-2400R (the environment's default) or the ideal memory, on the default core,
+and four whole decode steps on the `paper` core (`config` paper, HBM2 x 8), which `agreement()`
+models with the `paper` configuration. `collect()` runs them
 (`spatten-dv sim` through spatten_dv.regress, nice'd, about 30-60 minutes on a shared 2-core
 machine) and writes one record per job (step, keys, values, LSB refetch, beats, r_cycles, the
 cycles its descriptor was accepted and its result taken) to models/perf/data/rtl_jobs.json,
@@ -24,6 +26,9 @@ from pathlib import Path
 
 DATA = Path(__file__).with_name("data") / "rtl_jobs.json"
 KNOBS = {"state_check": "false", "coverage": "false"}  # neither changes a job's cycles
+# a selection's `config` knob (the core's build, spatten-dv sim config=...) is the model
+# configuration `agreement()` predicts it with (models/perf/configs.py; default: `default`)
+PAPER_KNOBS = {"config": "paper", "dram": "HBM2_2000Mbps", "channels": "8"}
 
 SELECTIONS = {
     "code_s0_s3": {"trace": "smollm2_code", "steps": "0,3", "layers": "0,14,28",
@@ -41,6 +46,12 @@ SELECTIONS = {
                        "heads": "0,3,6", "dram": "ideal"},
     "per8_s0_s1": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "0:2",
                    "layers": "0,11"},
+    # the `paper` core (--config paper: 8 keys/values a cycle, HBM2 x 8), whole decode steps
+    "paper_per8_s1_all": {"workload": "summary-gpt2-small-wikitext2-per8", "steps": "1",
+                          **PAPER_KNOBS},
+    "paper_prose_s0_all": {"trace": "smollm2_prose", "steps": "0", **PAPER_KNOBS},
+    "paper_code_s0_all": {"trace": "smollm2_code", "steps": "0", **PAPER_KNOBS},
+    "paper_dialogue_s0_all": {"trace": "smollm2_dialogue", "steps": "0", **PAPER_KNOBS},
 }
 
 
@@ -157,15 +168,23 @@ def rtl_step_cycles(jobs: list[dict], span: bool) -> dict[int, int]:
     return out
 
 
+def config_of(entry: dict) -> str:
+    """The core configuration a selection was measured on (its `config` knob; `default`)."""
+    return entry["selection"].get("config", "default")
+
+
 def selection_shapes(entry: dict):
-    """(model configuration, job shapes) of a measured selection: the default configuration on
-    the selection's memory, overlapping for a selection measured on the pipelined core."""
-    from spatten_dv.models.perf.configs import DEFAULT
+    """(model configuration, job shapes) of a measured selection: the selection's configuration
+    (`config`: default or paper) on the selection's memory and channels, overlapping for a
+    selection measured on the pipelined core."""
+    from spatten_dv.models.perf.configs import CONFIGS
     from spatten_dv.models.perf.shape import trace_shapes, workload_shapes
 
     sel = dict(entry["selection"])
-    cfg = DEFAULT.with_(dram=sel.pop("dram", DEFAULT.dram),
-                        overlap=entry["core"] == "pipelined")
+    base = CONFIGS[sel.pop("config", "default")]
+    cfg = base.with_(dram=sel.pop("dram", base.dram),
+                     channels=int(sel.pop("channels", base.channels)),
+                     overlap=entry["core"] == "pipelined")
     if "workload" in sel:
         _, shapes = workload_shapes(sel["workload"], sel.get("steps"), sel.get("layers"))
     else:
@@ -201,8 +220,9 @@ def fit_sharing(table: dict | None = None,
                 shares=(0.3, 0.35, 0.4, 0.45, 0.5, 0.7, 1.0)) -> list[tuple]:
     """Per (contention, v_share) of the pipeline (configs.PipelineTiming): the RMS error % of
     the per-step spans and of the per-step sums of the jobs' latencies over the selections
-    measured on the pipelined core; best spans first. To re-fit after a change of the core's
-    fetch path (`python -m spatten_dv.models.perf.measured --fit`)."""
+    measured on the pipelined core of the default configuration (the constants were fitted there;
+    `paper` shares them); best spans first. To re-fit after a change of the core's fetch path
+    (`python -m spatten_dv.models.perf.measured --fit`)."""
     from dataclasses import replace
 
     from spatten_dv.models.perf.configs import TIMING
@@ -210,7 +230,7 @@ def fit_sharing(table: dict | None = None,
 
     table = table or load()
     cases = [(e, *selection_shapes(e)) for e in table.values()
-             if e["core"] == "pipelined" and has_span(e)]
+             if e["core"] == "pipelined" and has_span(e) and config_of(e) == "default"]
     out = []
     for c in contentions:
         for w in shares:

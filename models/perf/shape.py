@@ -51,6 +51,7 @@ class JobShape:
     # changes the pruning state (a clear, reselect, rescale or prune): in the pipelined core it
     # waits after CHECK until the back stage holds no job (models/perf/pipeline.py)
     hazard: bool = False
+    rescale: bool = False  # the CLR state rescales the token importance (imp_shift != 0)
 
     @property
     def n_keys(self) -> int:
@@ -85,7 +86,8 @@ def shape_of(job: Job, model: SpAttenCoreModel, memory: DramImage, step: int = 0
                     lsb_bits=job.lsb_bits, v_bits=job.v_bits, k_msb_base=job.k_msb_base,
                     k_lsb_base=job.k_lsb_base, v_base=job.v_base,
                     acc_tokens=bool(job.acc_tokens),
-                    hazard=valid and job.changes_pruning_state)
+                    hazard=valid and job.changes_pruning_state,
+                    rescale=bool(valid and job.imp_shift))
 
 
 def shapes_of(jobs: Iterable[tuple[Job, int, str]], memory: DramImage,

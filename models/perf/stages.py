@@ -1,16 +1,21 @@
 """Cycle formula of every phase of a job (hdl/spatten_core.v FSM, one phase after another).
 
-Symbols: m kept keys, nv values fetched, K candidates of a prune scan, C top-k comparators,
+Symbols (KL: keys_per_cycle, the wide datapath's lanes, docs/architecture.md section 11.1):
+m kept keys, nv values fetched, K candidates of a prune scan, C top-k comparators,
 L softmax lanes, kq keys per cycle (Q.K), kv values per cycle (prob.V), F(plane) the fetch time
 of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to the NEXT cycle.
 
   control       CHECK 1 + CLR 1 (clear, reselect, rescale) + HEADCHK 1 + VSEL 1 + ACC_H 1
-                + NEXT 1
-  prune (each)  PR_SCAN 1 + scan(K) [+ PR_BEGIN 1 + topk(K, keep) when keep < K]
+                + NEXT 1 [+ L_MAX / KL + 1 with a rescale: the prune state's importance rows,
+                KL entries a row, before it takes the next scan]
+  prune (each)  PR_SCAN 1 + scan(K) [+ PR_BEGIN 1 + topk(K, keep) when keep < K]; a token
+                prune's scan loads the engine KL entries a beat: scan(ceil(K / KL)) (the kept
+                entries taken as consecutive); head scans stay one a cycle
   key list      PR_SCAN 1 + scan(m) when m = 0 (NO_TOKENS); otherwise the K MSB fetch starts
                 with the list (KEY_FETCH_START cycles after PR_SCAN: first entry, fetch start)
                 and follows the scan (one key per cycle), so the list costs PR_SCAN 1 +
-                KEY_FETCH_START before the fetch
+                KEY_FETCH_START before the fetch; at KL > 1 the scan gives up to KL indices a
+                beat from the current and the next non-empty 32-entry chunk (key_list_beats)
   scan(K)       K + 4 (2 when K = 0): the prune state emits one entry per cycle
   K pass (each) [PASS_START 1, LSB pass only] + max(F(plane), m / kq [, m: the scan, MSB])
                 + PIPE_K + 2 ceil(m / L) [+ log2 L + 1 at L > 1] + SOFTMAX_TAIL
@@ -19,7 +24,9 @@ of a plane (models/perf/dram.py). r_cycles counts from the CHECK cycle (= 1) to 
   V select      stage B (section 11), when v_topk < m: ceil(m / 8) cycles loading the
                 probabilities into the top-k engine (VLOAD, 8 a cycle) + topk(m, v_topk)
   V pass        PASS_START 1 + max(F(V plane), nv / kv) + PIPE_V
-  accumulate    ACC_T: m cycles with acc_tokens (one entry per cycle), else 1
+  accumulate    ACC_T with acc_tokens: groups of KL consecutive key-list entries, each as many
+                cycles as its most used importance bank (index mod KL) has entries (m at
+                KL = 1); else 1
   topk(n, k)    1 + passes + emit + 1 (DONE)
                 passes = sum over the quick-select passes of ceil(m_i / C) + 3, estimated
                 from the expected quick-select figures (the values are data, not shape):
@@ -35,6 +42,7 @@ import math
 from dataclasses import dataclass
 
 from spatten_dv.models.descriptor import Status
+from spatten_dv.models.params import DEFAULT_PARAMS
 from spatten_dv.models.perf.bursts import NO_FETCH, FetchCount, count_fetch
 from spatten_dv.models.perf.configs import PerfConfig
 from spatten_dv.models.perf.dram import DramFit
@@ -45,6 +53,12 @@ PIPE_K = 6  # last beat -> score into the softmax: unpack reg, stage reg, 4 dot-
 SOFTMAX_TAIL = 50  # softmax: 4 (exp pipe) + 42 (divide) + 3 (output pipe) + done
 PIPE_V = 4  # last beat -> pv_out_valid: unpack, stage, product, finishing
 KEY_FETCH_START = 5  # scan take -> 2nd key written (an entry is offered once the next exists)
+# the wide K pass (KL > 1) ends this many cycles sooner after its last beat than the gearbox
+# formula minus the gearbox: measured, cyc_softmax of the four paper steps (docs/perf.md) is 3
+# cycles a K pass below 2 ceil(m/8) + log2 8 + 1 + PIPE_K + SOFTMAX_TAIL (5th-95th percentile
+# 3 to 2.5), of which the gearbox is one; the other two are not traced to a register
+WIDE_PASS_EARLIER = 2
+SCAN_CHUNK = 32  # the prune state's wide scan reads its kept bits 32 entries at a time
 
 STAGES = ("control", "prune", "key_scan", "k_msb", "k_lsb", "v_select", "v", "accumulate")
 
@@ -53,12 +67,51 @@ def scan_cycles(entries: int) -> int:
     return entries + 4 if entries else 2
 
 
-def softmax_passes(m: int, lanes: int) -> float:
+def key_list_beats(keys, lanes: int) -> int:
+    """Beats of the key-list scan (the prune state's index-only wide scan, docs/architecture.md
+    section 11.1; hdl/spatten_prune_state.v "scan"): a beat takes the next kept entries, at most
+    `lanes`, from the rest of the current 32-entry chunk and the next non-empty chunk. One entry a
+    beat at lanes = 1."""
+    n = len(keys)
+    if lanes == 1 or n == 0:
+        return n
+    chunks = [int(k) // SCAN_CHUNK for k in keys]
+    beats = i = 0
+    while i < n:
+        c = chunks[i]
+        nxt = next((chunks[j] for j in range(i, n) if chunks[j] != c), None)
+        j = i
+        while j < n and j - i < lanes and (chunks[j] == c or chunks[j] == nxt):
+            j += 1
+        i = j
+        beats += 1
+    return beats
+
+
+def accumulate_cycles(keys, lanes: int) -> int:
+    """Cycles of the token accumulation (ACC_T): groups of `lanes` consecutive key-list entries,
+    each taking as many cycles as its most used importance bank (index mod lanes) has entries
+    (hdl/spatten_prune_state.v "token accumulation"). m at lanes = 1."""
+    n = len(keys)
+    if lanes == 1:
+        return n
+    total = 0
+    for g in range(0, n, lanes):
+        banks = [int(k) % lanes for k in keys[g:g + lanes]]
+        total += max(banks.count(b) for b in set(banks))
+    return total
+
+
+def softmax_passes(m: int, lanes: int, keys_per_cycle: int = 1) -> float:
     """Cycles of the softmax's exp and output passes after its last score, beyond the fixed
     tail: two passes of ceil(m / L) beats, log2(L) adder-tree registers, and at L > 1 the
-    core's score gearbox (the last beat leaves it one cycle after the last score)."""
+    core's score gearbox (the last beat leaves it one cycle after the last score). On the wide
+    datapath (KL = L > 1) the dot product's aligned beats are the softmax's beats (no gearbox)
+    and the pass ends WIDE_PASS_EARLIER cycles sooner after its last beat."""
     if lanes == 1:
         return 2 * m
+    if keys_per_cycle > 1:
+        return 2 * math.ceil(m / lanes) + math.log2(lanes) - WIDE_PASS_EARLIER
     return 2 * math.ceil(m / lanes) + math.log2(lanes) + 1
 
 
@@ -144,10 +197,17 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
         return ph + [next_], fetch  # descriptor error: CHECK -> NEXT
     if shape.clear:
         ph.append(Phase("control", 1))  # CLR
-    for pr in (shape.head_prune, shape.token_prune):
+    if shape.rescale:  # the prune state reads and writes its importance rows, KL a row, before
+        # it takes the next scan (hdl/spatten_prune_state.v rescale: op_ready L_MAX/KL + 2
+        # cycles after the take edge)
+        ph.append(Phase("control", DEFAULT_PARAMS.max_tokens / cfg.keys_per_cycle + 1))
+    for pr, lanes in ((shape.head_prune, 1), (shape.token_prune, cfg.keys_per_cycle)):
         if pr is None:
             continue
-        ph.append(Phase("prune", 1 + scan_cycles(pr.candidates), unit="state"))
+        # a token prune's scan loads the top-k engine KL entries a beat (consecutive kept
+        # entries; the head scans stay one a cycle)
+        ph.append(Phase("prune", 1 + scan_cycles(math.ceil(pr.candidates / lanes)),
+                        unit="state"))
         if pr.keep < pr.candidates:
             ph.append(Phase("prune", 1 + topk_cycles(pr.candidates, pr.keep,
                                                      cfg.topk_comparators)))
@@ -166,9 +226,11 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
         if plane == "k_lsb":
             ph.append(Phase(plane, 1))  # PASS_START
         else:
-            compute = max(compute, m)  # the fetch follows the key-list scan
+            # the fetch follows the key-list scan (KL entries a beat at most)
+            compute = max(compute, key_list_beats(shape.keys, cfg.keys_per_cycle))
         ph += _fetch_phases(plane, f, fit, r, compute, False)
-        ph.append(Phase(plane, PIPE_K + softmax_passes(m, cfg.softmax_lanes) + SOFTMAX_TAIL))
+        ph.append(Phase(plane, PIPE_K + softmax_passes(m, cfg.softmax_lanes, cfg.keys_per_cycle)
+                        + SOFTMAX_TAIL))
     ph.append(Phase("control", 1))  # VSEL
     if shape.v_select:  # stage B: VLOAD (8 probabilities a cycle), then the engine
         ph.append(Phase("v_select", math.ceil(m / min(8, cfg.topk_comparators))
@@ -177,7 +239,8 @@ def job_phases(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> tuple[list[Pha
     ph.append(Phase("v", 1, True))  # PASS_START
     ph += _fetch_phases("v", f, fit, r, nv / cfg.values_per_cycle, True)
     ph.append(Phase("v", PIPE_V, True))
-    ph.append(Phase("accumulate", m, True, "state") if shape.acc_tokens
+    ph.append(Phase("accumulate", accumulate_cycles(shape.keys, cfg.values_per_cycle), True,
+                    "state") if shape.acc_tokens
               else Phase("accumulate", 1, True))
     ph.append(Phase("control", 1, True))  # ACC_H
     return ph + [next_], fetch

@@ -18,7 +18,7 @@ sum of latencies, not to the span.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spatten_dv.models.params import DEFAULT_PARAMS
 from spatten_dv.models.perf.configs import PerfConfig
@@ -92,8 +92,9 @@ class StepPrediction:
 
 
 def fit_for(cfg: PerfConfig) -> DramFit:
-    return calibrate(cfg.dram, cfg.channels, cfg.ideal_latency, cfg.r_beats_per_cycle,
-                     cfg.max_outstanding)
+    fit = calibrate(cfg.dram, cfg.channels, cfg.ideal_latency, cfg.r_beats_per_cycle,
+                    cfg.max_outstanding)
+    return fit if cfg.refresh_window else replace(fit, refresh_window=0.0)
 
 
 def predict_job(shape: JobShape, cfg: PerfConfig, fit: DramFit) -> JobPrediction:

@@ -1,11 +1,12 @@
 """`spatten-dv perf`: the behavioural performance model (models/perf, docs/perf.md).
 
 Predicts per decode step the cycles, DRAM bytes, bound ratio, stage breakdown and GOP/s of a GPT-2
-workload or a trace replay, for the `default` configuration (today's sequential RTL) or `paper`
-(a design-space prediction, no RTL), optionally sweeping one parameter (plot with --plot) or
-comparing with the RTL's per-job records (--rtl: a jobs.jsonl of `spatten-dv sim`). A step's
-cycles are its span (first descriptor accepted .. last result taken), jobs overlapping on the
-core's two job stages unless --no-overlap.
+workload or a trace replay, for the `default` configuration (one key a cycle, DDR4) or `paper`
+(SpAtten's widths on HBM2 x 8: the RTL's --config paper), optionally sweeping one parameter
+(plot with --plot; a sweep's other points are predictions) or comparing with the RTL's per-job
+records (--rtl: a jobs.jsonl of `spatten-dv sim`). A step's cycles are its span (first
+descriptor accepted .. last result taken), jobs overlapping on the core's two job stages unless
+--no-overlap.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="WORKLOAD|TRACE",
                    help="a shipped workload name or CSV, or a committed trace name or file")
     p.add_argument("--config", choices=("default", "paper", "both"), default="default",
-                   help="default: today's RTL; paper: SpAtten's widths on HBM2 (a prediction, "
-                   "no RTL); both: print both")
+                   help="default: the RTL's default core; paper: SpAtten's widths on HBM2 x 8 "
+                   "(the RTL's --config paper); both: print both")
     p.add_argument("--dram", help="DRAM preset (DDR4_2400R, DDR4_3200AA, HBM2_2000Mbps) or "
                    "ideal; default: the configuration's")
     p.add_argument("--channels", type=int, help="AXI read channels = DRAM channels")
@@ -125,15 +126,25 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
 
 
 def swept(cfg, name: str, value: int):
+    """`cfg` with one parameter changed; a point other than the configuration's own is a
+    design-space prediction (no RTL builds it: built False)."""
     if name == "channels":
-        if not cfg.built:  # the prediction's fetcher scales with the channels (1 beat, 8 bursts)
-            return cfg.with_(channels=value, r_beats_per_cycle=value, max_outstanding=8 * value)
-        return cfg.with_(channels=value)
+        if value == cfg.channels:
+            return cfg
+        if cfg.keys_per_cycle > 1:  # the wide fetcher takes every channel's R beat a cycle
+            # (at most KL leave the reorder buffer a cycle)
+            return cfg.with_(channels=value, built=False,
+                             r_beats_per_cycle=min(value, cfg.keys_per_cycle))
+        return cfg.with_(channels=value, built=False)
     if name == "multipliers":
-        return cfg.with_(keys_per_cycle=value // 64, values_per_cycle=value // 64)
+        if value // 64 == cfg.keys_per_cycle == cfg.values_per_cycle:
+            return cfg
+        return cfg.with_(keys_per_cycle=value // 64, values_per_cycle=value // 64, built=False)
     if name == "lanes":
-        return cfg.with_(softmax_lanes=value)
-    return cfg.with_(topk_comparators=value)
+        return cfg if value == cfg.softmax_lanes else cfg.with_(softmax_lanes=value, built=False)
+    if value == cfg.topk_comparators:
+        return cfg
+    return cfg.with_(topk_comparators=value, built=False)
 
 
 def rtl_steps(path: Path) -> dict[int, dict]:
@@ -334,8 +345,8 @@ def run(args: argparse.Namespace) -> int:
                                             "bound_ratio": None if math.isnan(b) else b}
                                            for v, c, b in points]}
             if args.plot:
-                plot_sweep(args.plot, name, points, f"{desc}\n{cfg.name} config"
-                           + ("" if cfg.built else " (prediction, no RTL)"))
+                plot_sweep(args.plot, name, points, f"{desc}\n{cfg.name} config (other "
+                           f"{name} than {cfg.name}'s: predictions, no RTL)")
                 print(f"  plot: {args.plot}")
         out["configs"].append(summary)
     if args.out:

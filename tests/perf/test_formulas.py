@@ -15,7 +15,11 @@ from spatten_dv.models.perf.shape import JobShape, Prune
 from spatten_dv.models.perf.stages import (
     KEY_FETCH_START,
     SOFTMAX_TAIL,
+    WIDE_PASS_EARLIER,
+    accumulate_cycles,
+    key_list_beats,
     scan_cycles,
+    softmax_passes,
     topk_candidates,
     topk_cycles,
 )
@@ -108,8 +112,14 @@ def test_prune_and_skipped_head():
     assert bad.cycles == 2 and bad.ops == 0
 
 
-def test_paper_config_is_faster_and_labelled_a_prediction():
-    assert DEFAULT.built and not PAPER.built and "PREDICTION" in PAPER.label
+def test_paper_config_is_faster_and_built():
+    # both configurations are RTL builds (--config paper); a sweep's other points are predictions
+    from spatten_dv.commands.perf import swept
+
+    assert DEFAULT.built and PAPER.built and "PREDICTION" not in PAPER.label
+    assert swept(PAPER, "channels", 8) is PAPER
+    assert "PREDICTION" in swept(PAPER, "channels", 4).label
+    assert swept(PAPER, "channels", 4).r_beats_per_cycle == 4
     shapes = [shape(m=300, nv=150, step=s) for s in (0, 0, 1)]
     _, d = predict(shapes, DEFAULT)
     _, p = predict(shapes, PAPER)
@@ -117,3 +127,39 @@ def test_paper_config_is_faster_and_labelled_a_prediction():
     assert p[0].cycles < d[0].cycles / 2
     assert d[0].gops_at_1ghz == pytest.approx(d[0].ops / d[0].cycles)
     assert d[0].bound_ratio(16.0) == pytest.approx(d[0].cycles / (d[0].bytes / 16.0))
+
+
+def test_wide_key_list_scan_beats():
+    # up to KL kept entries a beat from the current and the next non-empty 32-entry chunk
+    assert key_list_beats(np.arange(100), 1) == 100
+    assert key_list_beats(np.arange(64), 8) == 8  # consecutive: KL a beat
+    assert key_list_beats(np.array([0, 40, 80, 120]), 8) == 2  # chunks 0+1, then 2+3
+    assert key_list_beats(np.array([0, 1, 100, 200]), 8) == 2  # chunk 0 + chunk 3, then 6
+    assert key_list_beats(np.array([], dtype=np.int64), 8) == 0
+
+
+def test_wide_accumulation_bank_conflicts():
+    # groups of KL consecutive key-list entries, as many cycles as the most used bank
+    assert accumulate_cycles(np.arange(100), 1) == 100
+    assert accumulate_cycles(np.arange(64), 8) == 8  # distinct banks: a group a cycle
+    assert accumulate_cycles(np.arange(0, 64, 8), 8) == 8  # one bank: an entry a cycle
+    assert accumulate_cycles(np.array([0, 2, 4, 6, 8, 10, 12, 14]), 8) == 2
+
+
+def test_paper_stage_formulas_follow_the_wide_datapath():
+    fit = FIT
+    pr = predict_job(shape(m=256, prune=Prune(800, 256)), PAPER, fit)
+    assert pr.stages["prune"] == 1 + scan_cycles(100) + 1 + topk_cycles(800, 256)
+    assert pr.stages["accumulate"] == 32  # 256 consecutive keys, 8 a cycle
+    d = predict_job(shape(m=256, prune=Prune(800, 256)), DEFAULT, fit)
+    assert d.stages["prune"] == 1 + scan_cycles(800) + 1 + topk_cycles(800, 256)
+    assert d.stages["accumulate"] == 256
+    # aligned 8-key beats go straight into the softmax: no gearbox cycle
+    assert softmax_passes(64, 8, 8) == 2 * 8 + 3 - WIDE_PASS_EARLIER
+    assert softmax_passes(64, 8, 1) == 2 * 8 + 3 + 1
+    from dataclasses import replace as dc_replace
+
+    base = shape(m=64)
+    plain = predict_job(dc_replace(base, clear=True), PAPER, fit).stages["control"]
+    rescaled = predict_job(dc_replace(base, clear=True, rescale=True), PAPER, fit)
+    assert rescaled.stages["control"] - plain == 1024 / 8 + 1
