@@ -14,8 +14,9 @@ TEST_DIR = Path(__file__).parent
 # name: (D, AXI_DW, IN_BEATS, KPC). `edge` (Icarus only): the smallest head and more beats in
 # than tokens out (the output limits the rate).
 GEOMETRIES = {"paper": (64, 256, 8, 8), "small": (32, 128, 2, 4), "edge": (16, 64, 8, 2)}
-CONFIGS = [("verilator", "paper"), ("icarus", "paper"), ("verilator", "small"),
-           ("icarus", "small"), ("icarus", "edge")]
+# each geometry on one simulator (both simulators see the block; Verilator builds are the unit
+# run's cost)
+CONFIGS = [("verilator", "paper"), ("icarus", "small"), ("icarus", "edge")]
 
 
 def run(simulator, geometry, testcase, extra_build_args=(), build_tag=""):
