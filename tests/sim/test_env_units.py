@@ -217,3 +217,29 @@ def test_a_build_that_fails_is_a_one_line_failure_with_its_log(tmp_path):
     with pytest.raises(SimulationFailed, match=r"icarus build of broken failed \(log: .*build.log"):
         run_cocotb(toplevel="broken", sources=[bad], test_module="cocotb_unused",
                    simulator="icarus", build_tag=str(tmp_path))
+
+
+def test_axi_port_reads_a_channel_whatever_the_other_channels_hold():
+    """AXI leaves an idle channel's ARADDR undefined: with 4-state simulators (Icarus) the
+    flattened vector holds X there; the port reads the asked channel's field, and refuses an
+    X in that field."""
+    from types import SimpleNamespace
+
+    from cocotb.types import LogicArray
+
+    from spatten_dv.verif.axi_read_port import AxiReadPort
+
+    class Pin(SimpleNamespace):
+        def __len__(self):
+            return len(self.value)
+
+    pins = {f"m_axi_{n}": Pin(value=LogicArray("0" * 4))
+            for n in AxiReadPort.AR_INPUTS + AxiReadPort.AR_OUTPUTS + AxiReadPort.R_INPUTS
+            + AxiReadPort.R_OUTPUTS}
+    dut = SimpleNamespace(_name="fake", **pins)
+    port = AxiReadPort(dut, channels=2)
+    dut.m_axi_araddr.value = LogicArray("XX0101")  # channel 1: XX0, channel 0: 101
+    port.width["araddr"] = 3
+    assert port.get("araddr", 0) == 5
+    with pytest.raises(AssertionError, match="araddr of channel 1"):
+        port.get("araddr", 1)
