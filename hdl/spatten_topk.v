@@ -151,8 +151,13 @@ module spatten_topk #(
             localparam integer  GL_I = gl;
             localparam [LW-1:0] GL = GL_I[LW-1:0];
             wire [LW-1:0] lj = GL - load_index[LW-1:0];
-            wire [RW-1:0] lane_row = load_index[IW-1:LW] +
-                                     {{(RW-1){1'b0}}, (GL < load_index[LW-1:0])};
+            wire [RW-1:0] lane_row;
+            if (gl == C - 1) begin : g_row_last  // the last lane is never below the start
+                assign lane_row = load_index[IW-1:LW];
+            end else begin : g_row
+                assign lane_row = load_index[IW-1:LW] +
+                                  {{(RW-1){1'b0}}, (GL < load_index[LW-1:0])};
+            end
             wire          lane_we;
             wire [VB-1:0] lane_value;
             if (LL == 1) begin : g_one
